@@ -1,0 +1,135 @@
+// optimcore/common.hpp: element types and the load/compute/store convention shared by all rules.
+//
+// Every rule computes in compute_t<T>: float for float and the 16-bit types, double for double.
+// 16-bit values are widened on load and rounded to nearest-even on store, so one rule body
+// serves every element type.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define OPTIMCORE_RESTRICT __restrict__
+#define OPTIMCORE_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define OPTIMCORE_RESTRICT __restrict
+#define OPTIMCORE_INLINE __forceinline
+#else
+#define OPTIMCORE_RESTRICT
+#define OPTIMCORE_INLINE inline
+#endif
+
+// Code of the core lives in an inline namespace named by OPTIMCORE_LEVEL_NAMESPACE. A program that
+// compiles the core several times for several instruction sets (as optimcore's Python extension
+// does) gives each build its own name, so the linker can never merge an AVX2 instantiation into
+// the baseline path. Users just write optimcore::adam_step.
+#ifndef OPTIMCORE_LEVEL_NAMESPACE
+#define OPTIMCORE_LEVEL_NAMESPACE portable
+#endif
+#define OPTIMCORE_NAMESPACE_BEGIN \
+  namespace optimcore {           \
+  inline namespace OPTIMCORE_LEVEL_NAMESPACE {
+#define OPTIMCORE_NAMESPACE_END \
+  }                             \
+  }
+
+OPTIMCORE_NAMESPACE_BEGIN
+
+// Storage-only 16-bit types: the bits of a torch.bfloat16 / torch.float16 element.
+struct bfloat16 {
+  std::uint16_t bits;
+};
+struct float16 {
+  std::uint16_t bits;
+};
+
+template <class T>
+struct compute_type {
+  using type = T;
+};
+template <>
+struct compute_type<bfloat16> {
+  using type = float;
+};
+template <>
+struct compute_type<float16> {
+  using type = float;
+};
+template <class T>
+using compute_t = typename compute_type<T>::type;
+
+OPTIMCORE_INLINE float load(float x) { return x; }
+OPTIMCORE_INLINE double load(double x) { return x; }
+
+OPTIMCORE_INLINE float load(bfloat16 x) {
+  const std::uint32_t u = static_cast<std::uint32_t>(x.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// float -> bfloat16, round to nearest even; NaN stays a (quiet) NaN. Branch-free so it vectorizes.
+OPTIMCORE_INLINE bfloat16 to_bfloat16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const bool is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+  return bfloat16{static_cast<std::uint16_t>(is_nan ? ((u >> 16) | 0x0040u) : rounded)};
+}
+
+#if defined(__FLT16_MANT_DIG__)
+// IEEE half via the compiler's _Float16 (F16C / AVX512-FP16 instructions where the target has them).
+#define OPTIMCORE_HAS_FLOAT16 1
+OPTIMCORE_INLINE float load(float16 x) {
+  _Float16 h;
+  std::memcpy(&h, &x.bits, sizeof h);
+  return static_cast<float>(h);
+}
+OPTIMCORE_INLINE float16 to_float16(float f) {
+  const _Float16 h = static_cast<_Float16>(f);
+  float16 r;
+  std::memcpy(&r.bits, &h, sizeof h);
+  return r;
+}
+#else
+#define OPTIMCORE_HAS_FLOAT16 0
+#endif
+
+// store<T>(v): round a compute value to the storage type T.
+template <class T>
+OPTIMCORE_INLINE T store(compute_t<T> v) {
+  return v;
+}
+template <>
+OPTIMCORE_INLINE bfloat16 store<bfloat16>(float v) {
+  return to_bfloat16(v);
+}
+#if OPTIMCORE_HAS_FLOAT16
+template <>
+OPTIMCORE_INLINE float16 store<float16>(float v) {
+  return to_float16(v);
+}
+#endif
+
+// a * b + c, rounded once where the target has FMA and twice elsewhere: exactly what torch's
+// vectorized CPU kernels compute for add(alpha=...) and lerp at the same instruction-set level.
+template <class C>
+OPTIMCORE_INLINE C madd(C a, C b, C c) {
+#if defined(__FMA__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// torch's vectorized lerp (ATen/native/Lerp.h): start + w * (end - start) for |w| < 0.5, else
+// end + (w - 1) * (end - start), which keeps the result exact at both ends. The weight is uniform
+// over a loop, so callers pass the precomputed coefficient and choose the base.
+template <class C>
+OPTIMCORE_INLINE C lerp(C start, C end, C weight) {
+  return weight < C(0.5) ? madd(weight, end - start, start) : madd(weight - C(1), end - start, end);
+}
+
+OPTIMCORE_NAMESPACE_END

@@ -1,0 +1,84 @@
+// optimcore/parallel.hpp: one parallel pass over all elements of a list of tensors.
+//
+// A group step is a single parallel region partitioned by elements, not by tensors: 2000 small
+// tensors and one large tensor split the same way, and no thread idles on a short tensor.
+// Small work runs serially without entering the OpenMP runtime (a parallel region costs ~1 us).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "optimcore/common.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+OPTIMCORE_NAMESPACE_BEGIN
+
+// Elements each thread must have before a second thread is worth waking.
+constexpr std::size_t kParallelGrain = std::size_t(1) << 15;
+// Thread chunks start on multiples of this many elements (>= one cache line for every type),
+// so two threads never write the same cache line of a tensor.
+constexpr std::size_t kChunkAlign = 64;
+
+// Number of threads to use for `total` elements when `max_threads` are allowed.
+inline int threads_for(std::size_t total, int max_threads) {
+  if (max_threads <= 1 || total < 2 * kParallelGrain) return 1;
+  const std::size_t by_work = total / kParallelGrain;
+  return by_work < static_cast<std::size_t>(max_threads) ? static_cast<int>(by_work) : max_threads;
+}
+
+// Calls body(tensor_index, begin, end) for disjoint element ranges that together cover every
+// element of every tensor exactly once. `numel(i)` gives the size of tensor i. Each call is a
+// contiguous range inside one tensor; the calls of one thread run in tensor order.
+template <class Numel, class Body>
+void for_each_range(std::size_t count, Numel numel, int max_threads, Body body) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < count; ++i) total += numel(i);
+  const int nthreads = threads_for(total, max_threads);
+  if (nthreads <= 1) {
+    for (std::size_t i = 0; i < count; ++i)
+      if (numel(i) != 0) body(i, std::size_t(0), numel(i));
+    return;
+  }
+#if defined(_OPENMP)
+  // Prefix sums let each thread find its first tensor by binary search.
+  std::unique_ptr<std::size_t[]> offsets(new std::size_t[count + 1]);
+  offsets[0] = 0;
+  for (std::size_t i = 0; i < count; ++i) offsets[i + 1] = offsets[i] + numel(i);
+#pragma omp parallel num_threads(nthreads)
+  {
+    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
+    auto bound = [&](std::size_t k) {
+      if (k >= nt) return total;
+      const std::size_t b = total / nt * k + (total % nt) * k / nt;
+      const std::size_t aligned = (b + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+      return aligned < total ? aligned : total;
+    };
+    std::size_t pos = bound(t);
+    const std::size_t stop = bound(t + 1);
+    if (pos < stop) {
+      // Last tensor i with offsets[i] <= pos.
+      std::size_t lo = 0, hi = count;
+      while (hi - lo > 1) {
+        const std::size_t mid = lo + (hi - lo) / 2;
+        if (offsets[mid] <= pos) lo = mid; else hi = mid;
+      }
+      std::size_t i = lo;
+      while (pos < stop) {
+        const std::size_t end = stop < offsets[i + 1] ? stop : offsets[i + 1];
+        if (end > pos) body(i, pos - offsets[i], end - offsets[i]);
+        pos = end;
+        ++i;
+      }
+    }
+  }
+#else
+  for (std::size_t i = 0; i < count; ++i)
+    if (numel(i) != 0) body(i, std::size_t(0), numel(i));
+#endif
+}
+
+OPTIMCORE_NAMESPACE_END

@@ -1,0 +1,115 @@
+// optimcore/sgd.hpp: stochastic gradient descent with momentum, dampening, Nesterov momentum and
+// L2 weight decay, as torch.optim.SGD.
+//
+// Math: Sutskever et al., "On the importance of initialization and momentum in deep learning"
+// (ICML 2013), in torch's formulation (torch/optim/sgd.py, _single_tensor_sgd): the velocity is
+// not scaled by lr, and the first step sets the momentum buffer to the gradient (no dampening).
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+#include "optimcore/common.hpp"
+#include "optimcore/parallel.hpp"
+
+namespace optimcore {
+
+// Hyperparameters: plain data, the same type in every SIMD-level build.
+struct SgdOptions {
+  double lr = 1e-3;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool maximize = false;
+};
+
+}  // namespace optimcore
+
+OPTIMCORE_NAMESPACE_BEGIN
+
+// One parameter tensor and its state, all of `numel` elements, densely stored in the same order.
+// momentum_buffer is used only when momentum != 0; with momentum_buffer_is_new the buffer's
+// contents are ignored and it is set to the (decayed) gradient, as torch does on a first step.
+// master_param: as in AdamTensor. Pointers of one tensor must not alias each other.
+template <class T, class S = T>
+struct SgdTensor {
+  T* param = nullptr;
+  const T* grad = nullptr;
+  S* momentum_buffer = nullptr;
+  bool momentum_buffer_is_new = false;
+  std::size_t numel = 0;
+  S* master_param = nullptr;
+};
+
+namespace detail {
+
+template <class C>
+struct SgdScalars {
+  C sign, weight_decay, momentum, one_minus_dampening, neg_lr;
+};
+
+// MOMENTUM: 0 none, 1 heavy ball, 2 Nesterov.
+template <int MOMENTUM, bool FIRST, bool L2, bool MASTER, class T, class S>
+void sgd_range(const SgdTensor<T, S>& t, std::size_t begin, std::size_t end,
+               const SgdScalars<compute_t<T>>& k) {
+  using C = compute_t<T>;
+  T* OPTIMCORE_RESTRICT param = t.param;
+  const T* OPTIMCORE_RESTRICT grad = t.grad;
+  S* OPTIMCORE_RESTRICT buf = t.momentum_buffer;
+  S* OPTIMCORE_RESTRICT master = t.master_param;
+  for (std::size_t j = begin; j < end; ++j) {
+    C g = k.sign * load(grad[j]);
+    C p;
+    if constexpr (MASTER) p = load(master[j]); else p = load(param[j]);
+    if constexpr (L2) g = madd(p, k.weight_decay, g);
+    if constexpr (MOMENTUM != 0) {
+      const C b = FIRST ? g : madd(g, k.one_minus_dampening, load(buf[j]) * k.momentum);
+      buf[j] = store<S>(b);
+      g = (MOMENTUM == 2) ? madd(b, k.momentum, g) : b;
+    }
+    p = madd(g, k.neg_lr, p);
+    if constexpr (MASTER) master[j] = store<S>(p);
+    param[j] = store<T>(p);
+  }
+}
+
+}  // namespace detail
+
+// One SGD step for `count` tensors sharing `options`, on up to `num_threads` threads, in one
+// pass over memory. Tensors with master_param set must all have it set.
+template <class T, class S = T>
+void sgd_step(const SgdTensor<T, S>* tensors, std::size_t count, const SgdOptions& o,
+              int num_threads = 1) {
+  using C = compute_t<T>;
+  if (count == 0) return;
+  const detail::SgdScalars<C> k{C(o.maximize ? -1 : 1), static_cast<C>(o.weight_decay),
+                                static_cast<C>(o.momentum),
+                                static_cast<C>(1.0 - o.dampening), static_cast<C>(-o.lr)};
+  const int momentum = o.momentum == 0.0 ? 0 : (o.nesterov ? 2 : 1);
+  const bool l2 = o.weight_decay != 0.0;
+  const bool master = tensors[0].master_param != nullptr;
+  auto run = [&](auto mom, auto l2c, auto mas) {
+    constexpr int M = decltype(mom)::value;
+    constexpr bool L = decltype(l2c)::value, MA = decltype(mas)::value;
+    for_each_range(
+        count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
+        [&](std::size_t i, std::size_t b, std::size_t e) {
+          if (M != 0 && tensors[i].momentum_buffer_is_new)
+            detail::sgd_range<M, true, L, MA>(tensors[i], b, e, k);
+          else
+            detail::sgd_range<M, false, L, MA>(tensors[i], b, e, k);
+        });
+  };
+  using F = std::false_type;
+  using Tr = std::true_type;
+  auto with_master = [&](auto m, auto l) { master ? run(m, l, Tr{}) : run(m, l, F{}); };
+  auto with_decay = [&](auto m) { l2 ? with_master(m, Tr{}) : with_master(m, F{}); };
+  switch (momentum) {
+    case 0: with_decay(std::integral_constant<int, 0>{}); break;
+    case 1: with_decay(std::integral_constant<int, 1>{}); break;
+    default: with_decay(std::integral_constant<int, 2>{}); break;
+  }
+}
+
+OPTIMCORE_NAMESPACE_END

@@ -1,0 +1,56 @@
+"""optimcore: fast CPU optimizers for PyTorch, drop-in replacements for torch.optim.
+
+Each optimizer is a ``torch.optim.Optimizer`` whose update rule runs in optimcore's header-only
+C++ core (``csrc/include/optimcore``) through the ``optimcore._C`` extension.
+"""
+
+import torch  # noqa: F401  (first: the extension shares the OpenMP runtime that torch loads)
+
+from . import _C
+from .adam import Adam
+from .adamw import AdamW
+from .sgd import SGD
+
+__version__ = "0.1.0"
+
+
+def simd_level() -> str:
+    """The SIMD level the kernels run at: "baseline", "avx2" or "avx512"."""
+    return _C.simd_level()
+
+
+def supported_simd_levels() -> list[str]:
+    """Every SIMD level this CPU and build can run, lowest first."""
+    return _C.supported_simd_levels()
+
+
+def set_simd_level(name: str) -> None:
+    """Force a SIMD level (for testing); the environment variable OPTIMCORE_SIMD does the same
+    at import. Raises ValueError for a level this CPU cannot run."""
+    _C.set_simd_level(name)
+
+
+def get_cmake_dir() -> str:
+    """The directory holding optimcoreConfig.cmake, for ``-Doptimcore_DIR=...``."""
+    import os
+
+    return os.path.join(os.path.dirname(__file__), "share", "cmake", "optimcore")
+
+
+def get_include() -> str:
+    """The directory holding the header-only core (``#include <optimcore/optimcore.hpp>``)."""
+    import os
+
+    return os.path.join(os.path.dirname(__file__), "include")
+
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "simd_level",
+    "supported_simd_levels",
+    "set_simd_level",
+    "get_cmake_dir",
+    "get_include",
+]

@@ -1,0 +1,416 @@
+"""What every optimcore optimizer shares: validation, state, and the tensor tables the kernels read.
+
+A rule subclass (sgd.py, adam.py, ...) declares its state tensors and calls its kernel; this class
+does the rest, the same way for every rule:
+
+1. ``step`` plans every param group before touching anything: it validates each parameter, its
+   gradient and its state, and allocates the state a first step needs (unpublished). Any error
+   is raised here, naming the group and parameter, so a failed step changes nothing.
+2. It then publishes new state and makes one kernel call per group with an int64 *table*: one
+   row per parameter holding data pointers (see ``csrc/bindings/kernels.hpp`` for the layout).
+   Tables are cached per group, so a step's Python work per tensor is reading its gradient.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable
+
+import torch
+from torch.optim import Optimizer
+
+from . import _C
+
+_COL = _C.TABLE_COLUMNS
+_PARAM, _GRAD, _STEP, _NUMEL, _MASTER, _FLAGS, _STATE0 = (
+    _COL[k] for k in ("param", "grad", "step", "numel", "master", "flags", "state0")
+)
+_STATE_IS_NEW = _C.FLAG_STATE_IS_NEW
+
+# Element type codes of csrc/bindings/kernels.hpp (enum DType).
+_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+# Complex parameters are updated as their real view, exactly as torch.optim does.
+_REAL_OF_COMPLEX = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+def _is_dense(t: torch.Tensor) -> bool:
+    """True when t's elements fill its memory span exactly once (any dimension order)."""
+    if t.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((st, sz) for st, sz in zip(t.stride(), t.shape) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+def _same_layout(t: torch.Tensor, ref: torch.Tensor) -> bool:
+    """True when t can be read element-for-element in ref's memory order."""
+    return t.stride() == ref.stride() or (t.is_contiguous() and ref.is_contiguous())
+
+
+def _to_float(x: Any) -> float:
+    return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
+
+
+class _GroupPlan:
+    """A group's cached table and the tensors behind its pointers."""
+
+    __slots__ = (
+        "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
+        "new_state", "new_rows",
+    )
+
+    def __init__(self):
+        self.key_params: list[torch.Tensor] = []  # active parameters, in order
+        self.param_ptrs: list[int] = []
+        self.state_keys: tuple = ()
+        self.dtype: torch.dtype | None = None
+        self.views: list[torch.Tensor] = []  # real views of the active parameters
+        self.table: torch.Tensor | None = None
+        self.staged: list[int] = []  # rows whose param/state memory is not one dense span
+        self.new_state: list[tuple[torch.Tensor, dict]] = []  # (param, state) to publish
+        self.new_rows: list[int] = []  # rows flagged _STATE_IS_NEW until their first step
+
+
+class CoreOptimizer(Optimizer):
+    """Base class of optimcore's optimizers (a ``torch.optim.Optimizer``)."""
+
+    # Rule interface -------------------------------------------------------------------------
+    #: Sparse gradients: False raises ``_sparse_message``; True sends those parameters to
+    #: ``_sparse_step`` (torch's own implementation).
+    _supports_sparse = False
+    _sparse_message = "{name} does not support sparse gradients"
+    #: Whether the rule keeps a float32 0-d ``step`` tensor per parameter (torch's convention).
+    _has_step = False
+
+    def _state_keys(self, group: dict) -> tuple:
+        """Names of the per-element state tensors, in table order; None marks a column the group's
+        options leave unused. The length is fixed per rule: it is the kernel's row width."""
+        raise NotImplementedError
+
+    def _new_state_is_flagged(self, key: str) -> bool:
+        """True if the kernel fills this state on its first step (no zero-initialisation)."""
+        return False
+
+    def _kernel(self, table: torch.Tensor, count: int, dtype_code: int, group: dict,
+                num_threads: int) -> None:
+        raise NotImplementedError
+
+    def _sparse_step(self, group: dict, params: list, grads: list) -> None:
+        raise NotImplementedError
+
+    # torch.optim.Optimizer interface --------------------------------------------------------
+    def __init__(self, params, defaults: dict):
+        self._plans: dict[int, _GroupPlan] = {}
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._plans = {}  # load_state_dict replaced state tensors: rebuild every table
+
+    def add_param_group(self, param_group: dict) -> None:
+        merged = {**getattr(self, "defaults", {}), **param_group}
+        name = type(self).__name__
+        for flag in ("differentiable", "capturable"):
+            if merged.get(flag):
+                raise RuntimeError(
+                    f"optimcore.{name} does not support {flag}=True: its compiled kernels are "
+                    f"not differentiable and run on the CPU; use torch.optim.{name} for that"
+                )
+        if merged.get("fused") and merged.get("foreach"):
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        super().add_param_group(param_group)
+        if hasattr(self, "_plans"):
+            self._plans = {}
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None):
+        """Perform a single optimization step.
+
+        Args:
+            closure (Callable, optional): A closure that reevaluates the model
+                and returns the loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        # Validate every group before the first write: a step that raises changes nothing.
+        steps = [self._plan_step(i, g) for i, g in enumerate(self.param_groups)]
+        num_threads = torch.get_num_threads()
+        for step in steps:
+            if step is not None:
+                step(num_threads)
+        return loss
+
+    # Planning -------------------------------------------------------------------------------
+    def _where(self, gi: int, pi: int) -> str:
+        return f"optimcore.{type(self).__name__}: param group {gi}, parameter {pi}"
+
+    def _plan_step(self, gi: int, group: dict):
+        """Validate group gi for this step; return a callable that performs it (or None)."""
+        params = group["params"]
+        grads = [p.grad for p in params]
+        if None in grads:
+            active = [i for i, g in enumerate(grads) if g is not None]
+            grads = [grads[i] for i in active]
+        else:
+            active = range(len(params))
+        if not grads:
+            return None
+        key_params = [params[i] for i in active] if len(grads) != len(params) else params
+
+        sparse = [k for k, g in enumerate(grads) if g.is_sparse]
+        if sparse:
+            if not self._supports_sparse:
+                raise RuntimeError(
+                    f"{self._where(gi, active[sparse[0]])}: gradient is sparse; "
+                    + self._sparse_message.format(name=type(self).__name__)
+                )
+            sparse_set = set(sparse)
+            for k in sparse:
+                self._check_sparse(gi, active[k], key_params[k], grads[k])
+            sparse_params = [key_params[k] for k in sparse]
+            sparse_grads = [grads[k] for k in sparse]
+            dense = [k for k in range(len(grads)) if k not in sparse_set]
+            active = [active[k] for k in dense]
+            key_params = [key_params[k] for k in dense]
+            grads = [grads[k] for k in dense]
+        else:
+            sparse_params = sparse_grads = None
+
+        if grads:
+            plan = self._cached_plan(gi, group, active, key_params)
+            grads, grad_ptrs = self._check_grads(gi, active, plan, grads)
+
+        def run(num_threads: int) -> None:
+            if sparse_params:
+                self._sparse_step(group, sparse_params, sparse_grads)
+            if grads:
+                self._run(plan, group, grads, grad_ptrs, num_threads)
+
+        return run
+
+    def _cached_plan(self, gi: int, group: dict, active, key_params) -> _GroupPlan:
+        state_keys = self._state_keys(group)
+        plan = self._plans.get(gi)
+        if (
+            plan is not None
+            and plan.state_keys == state_keys
+            and len(plan.key_params) == len(key_params)
+            and all(map(operator.is_, plan.key_params, key_params))
+            and plan.param_ptrs == [p.data_ptr() for p in key_params]
+        ):
+            return plan
+        plan = self._build_plan(gi, group, active, key_params, state_keys)
+        self._plans[gi] = plan
+        return plan
+
+    def _check_param(self, gi: int, pi: int, p: torch.Tensor) -> None:
+        where = self._where(gi, pi)
+        if p.device.type != "cpu":
+            raise RuntimeError(f"{where}: parameter is on {p.device}; optimcore runs on the CPU")
+        if p.layout != torch.strided:
+            raise RuntimeError(f"{where}: parameter has layout {p.layout}; expected torch.strided")
+        dtype = _REAL_OF_COMPLEX.get(p.dtype, p.dtype)
+        if dtype not in _DTYPE_CODES:
+            kind = "floating-point " if p.is_floating_point() else "non-floating "
+            raise RuntimeError(
+                f"{where}: {kind}parameter dtype {p.dtype} is not supported "
+                f"(supported: float32, float64, bfloat16, float16, complex64, complex128)"
+            )
+
+    def _check_sparse(self, gi: int, pi: int, p: torch.Tensor, g: torch.Tensor) -> None:
+        self._check_param(gi, pi, p)
+        if g.device != p.device or g.dtype != p.dtype or g.shape != p.shape:
+            raise RuntimeError(
+                f"{self._where(gi, pi)}: sparse gradient ({g.dtype}, {tuple(g.shape)}, {g.device}) "
+                f"does not match its parameter ({p.dtype}, {tuple(p.shape)}, {p.device})"
+            )
+
+    def _build_plan(self, gi, group, active, key_params, state_keys) -> _GroupPlan:
+        plan = _GroupPlan()
+        plan.key_params = list(key_params)
+        plan.state_keys = state_keys
+        width = _STATE0 + len(state_keys)
+        rows = []
+        for pi, p in zip(active, key_params):
+            self._check_param(gi, pi, p)
+            view = _real(p)
+            if plan.dtype is None:
+                plan.dtype = view.dtype
+            elif view.dtype != plan.dtype:
+                raise RuntimeError(
+                    f"{self._where(gi, pi)}: parameter dtype {p.dtype} differs from the group's "
+                    f"{plan.dtype}; put parameters of different dtypes in separate param groups"
+                )
+            state, flagged, changed = self._planned_state(gi, pi, p, group, state_keys)
+            if changed:
+                plan.new_state.append((p, state))
+            row = [0] * width
+            row[_PARAM] = view.data_ptr()
+            row[_NUMEL] = view.numel()
+            if self._has_step:
+                row[_STEP] = state["step"].data_ptr()
+            dense = _is_dense(view)
+            flags = 0
+            for k, key in enumerate(state_keys):
+                if key is None:
+                    continue
+                s = _real(state[key])
+                row[_STATE0 + k] = s.data_ptr()
+                dense = dense and _same_layout(s, view)
+                if key in flagged:
+                    flags |= _STATE_IS_NEW
+            row[_FLAGS] = flags
+            if flags:
+                plan.new_rows.append(len(rows))
+            if not dense:
+                plan.staged.append(len(rows))
+            plan.views.append(view)
+            rows.append(row)
+        plan.param_ptrs = [p.data_ptr() for p in key_params]
+        plan.table = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), width)
+        return plan
+
+    def _planned_state(self, gi, pi, p, group, state_keys) -> tuple[dict, set, bool]:
+        """The state p will have after this step, validated (nothing is published here).
+
+        Returns (state, keys the kernel must initialise, whether state differs from self.state[p]).
+        """
+        where = self._where(gi, pi)
+        old = self.state.get(p)
+        state = dict(old) if old else {}
+        changed = not old
+        if self._has_step:
+            step = state.get("step")
+            if step is None:
+                if old:
+                    raise RuntimeError(f"{where}: state has no 'step'")
+                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+            elif not (
+                isinstance(step, torch.Tensor)
+                and step.dtype == torch.float32
+                and step.device.type == "cpu"
+                and step.numel() == 1
+                and step.is_contiguous()
+            ):
+                # A checkpoint may hold a float64 or Python-number step (torch.optim under
+                # default dtype float64, or older torch); the kernels count in float32.
+                try:
+                    value = _to_float(step)
+                except (TypeError, ValueError, RuntimeError):
+                    raise RuntimeError(f"{where}: state 'step' is not a number: {step!r}") from None
+                state["step"] = torch.tensor(value, dtype=torch.float32)
+                changed = True
+        flagged = set()
+        for key in state_keys:
+            if key is None:
+                continue
+            s = state.get(key)
+            if s is None:
+                # New state (first step, or amsgrad/momentum switched on mid-training).
+                if self._new_state_is_flagged(key):
+                    state[key] = torch.empty_like(p, memory_format=torch.preserve_format)
+                    flagged.add(key)
+                else:
+                    state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                changed = True
+                continue
+            if not isinstance(s, torch.Tensor):
+                raise RuntimeError(f"{where}: state '{key}' is a {type(s).__name__}, not a Tensor")
+            if s.device != p.device or s.dtype != p.dtype or s.shape != p.shape:
+                raise RuntimeError(
+                    f"{where}: state '{key}' ({s.dtype}, {tuple(s.shape)}, {s.device}) does not "
+                    f"match its parameter ({p.dtype}, {tuple(p.shape)}, {p.device})"
+                )
+            if s.layout != torch.strided:
+                raise RuntimeError(f"{where}: state '{key}' has layout {s.layout}")
+            if not _same_layout(s, p) and _is_dense(p):
+                # E.g. a contiguous checkpoint tensor for a channels_last parameter: store it
+                # once in the parameter's memory order so every step walks one span.
+                state[key] = _like(p, s)
+                changed = True
+        return state, flagged, changed
+
+    def _check_grads(self, gi, active, plan: _GroupPlan, grads):
+        """Validate this step's gradients; return them (as real views, in the parameter's memory
+        order) and their data pointers."""
+        views = plan.views
+        dtype = plan.dtype
+        out = []
+        ptrs = []
+        for k, g in enumerate(grads):
+            view = views[k]
+            if g.is_complex():
+                g = torch.view_as_real(g)
+            if not (g.dtype == dtype and g.shape == view.shape and g.device.type == "cpu"
+                    and g.layout == torch.strided):
+                p = plan.key_params[k]
+                where = self._where(gi, active[k])
+                if g.layout != torch.strided:
+                    raise RuntimeError(f"{where}: gradient has layout {g.layout}")
+                raise RuntimeError(
+                    f"{where}: gradient ({g.dtype}, {tuple(g.shape)}, {g.device}) does not match "
+                    f"its parameter ({p.dtype}, {tuple(p.shape)}, {p.device})"
+                )
+            if not _same_layout(g, view) and _is_dense(view):
+                g = _like(view, g)  # e.g. a transposed gradient: read it in the param's order
+            out.append(g)
+            ptrs.append(g.data_ptr())
+        return out, ptrs
+
+    # Running --------------------------------------------------------------------------------
+    def _run(self, plan: _GroupPlan, group: dict, grads, grad_ptrs, num_threads) -> None:
+        for p, state in plan.new_state:
+            if state:  # like torch, a rule without state (SGD, momentum=0) leaves none
+                self.state[p] = state
+        plan.new_state = []
+        table = plan.table
+        table[:, _GRAD] = torch.tensor(grad_ptrs, dtype=torch.int64)
+        write_back = []
+        for r in plan.staged:
+            write_back += self._stage_row(plan, r, grads[r])
+        self._kernel(table, table.shape[0], _DTYPE_CODES[plan.dtype], group, num_threads)
+        for original, copy in write_back:
+            if original is not None:
+                original.copy_(copy)
+        if plan.new_rows:
+            table[plan.new_rows, _FLAGS] &= ~_STATE_IS_NEW
+            plan.new_rows = []
+
+    def _stage_row(self, plan: _GroupPlan, r: int, grad: torch.Tensor) -> list:
+        """Point row r at dense copies of its tensors, for layouts the kernels cannot walk as one
+        span (a parameter with gaps or overlaps, or state stored in another memory order).
+        Returns the (original, copy) pairs to write back after the kernel."""
+        state = self.state[plan.key_params[r]]
+        view = plan.views[r]
+        dense = view if _is_dense(view) else view.contiguous()
+        pairs = [(view, dense)] if dense is not view else []
+        plan.table[r, _PARAM] = dense.data_ptr()
+        g = grad if _same_layout(grad, dense) else _like(dense, grad)
+        plan.table[r, _GRAD] = g.data_ptr()
+        pairs.append((None, g))  # keeps the gradient copy alive through the kernel
+        for k, key in enumerate(plan.state_keys):
+            if key is None:
+                continue
+            s = _real(state[key])
+            if not _same_layout(s, dense):
+                c = _like(dense, s)
+                pairs.append((s, c))
+                s = c
+            plan.table[r, _STATE0 + k] = s.data_ptr()
+        return pairs
+
+
+def _like(ref: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """A copy of src laid out in ref's memory order (ref must be dense)."""
+    out = torch.empty_like(ref, memory_format=torch.preserve_format)
+    out.copy_(src)
+    return out
