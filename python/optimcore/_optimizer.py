@@ -389,7 +389,7 @@ class CoreOptimizer(Optimizer):
         """Point row r at dense copies of its tensors, for layouts the kernels cannot walk as one
         span (a parameter with gaps or overlaps, or state stored in another memory order).
         Returns the (original, copy) pairs to write back after the kernel."""
-        state = self.state[plan.key_params[r]]
+        state = self.state.get(plan.key_params[r], {})
         view = plan.views[r]
         dense = view if _is_dense(view) else view.contiguous()
         pairs = [(view, dense)] if dense is not view else []

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+from torch.optim.sgd import sgd as _torch_sgd
 
 from . import _C
 from ._optimizer import CoreOptimizer, _to_float
@@ -88,7 +88,7 @@ class SGD(CoreOptimizer):
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
         momentum = group["momentum"]
         buffers = [self.state[p].get("momentum_buffer") for p in params] if momentum else []
-        torch.optim.sgd.sgd(
+        _torch_sgd(
             params, grads, buffers if momentum else [None] * len(params),
             has_sparse_grad=True, foreach=False, fused=False,
             weight_decay=group["weight_decay"], momentum=momentum, lr=group["lr"],
