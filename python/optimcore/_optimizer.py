@@ -63,7 +63,7 @@ class _GroupPlan:
 
     __slots__ = (
         "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
-        "new_state", "new_rows",
+        "new_state", "new_rows", "state_dicts", "state_tensors",
     )
 
     def __init__(self):
@@ -76,6 +76,17 @@ class _GroupPlan:
         self.staged: list[int] = []  # rows whose param/state memory is not one dense span
         self.new_state: list[tuple[torch.Tensor, dict]] = []  # (param, state) to publish
         self.new_rows: list[int] = []  # rows flagged _STATE_IS_NEW until their first step
+        # What the table points at, checked by identity each step: code that replaces a state
+        # dict or tensor (opt.state[p] = {}, opt.state[p]["exp_avg"] = t) gets a new table.
+        self.state_dicts: list[dict] = []
+        self.state_tensors: list[tuple] = []  # (state dict, key, tensor)
+
+    def still_valid(self, states) -> bool:
+        if self.new_state:
+            return True  # planned in an earlier step that raised: published on the next run
+        return all(map(operator.is_, map(states.get, self.key_params), self.state_dicts)) and all(
+            d.get(k) is t for d, k, t in self.state_tensors
+        )
 
 
 class CoreOptimizer(Optimizer):
@@ -206,6 +217,7 @@ class CoreOptimizer(Optimizer):
             and len(plan.key_params) == len(key_params)
             and all(map(operator.is_, plan.key_params, key_params))
             and plan.param_ptrs == [p.data_ptr() for p in key_params]
+            and plan.still_valid(self.state)
         ):
             return plan
         plan = self._build_plan(gi, group, active, key_params, state_keys)
@@ -276,6 +288,10 @@ class CoreOptimizer(Optimizer):
             plan.views.append(view)
             rows.append(row)
         plan.param_ptrs = [p.data_ptr() for p in key_params]
+        plan.state_dicts = [self.state.get(p) for p in key_params]
+        plan.state_tensors = [
+            (d, k, d[k]) for d in plan.state_dicts if d for k in state_keys if k and k in d
+        ]
         plan.table = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), width)
         return plan
 
@@ -371,7 +387,12 @@ class CoreOptimizer(Optimizer):
         for p, state in plan.new_state:
             if state:  # like torch, a rule without state (SGD, momentum=0) leaves none
                 self.state[p] = state
-        plan.new_state = []
+        if plan.new_state:
+            plan.new_state = []
+            plan.state_dicts = [self.state.get(p) for p in plan.key_params]
+            plan.state_tensors = [
+                (d, k, d[k]) for d in plan.state_dicts if d for k in plan.state_keys if k
+            ]
         table = plan.table
         table[:, _GRAD] = torch.tensor(grad_ptrs, dtype=torch.int64)
         write_back = []

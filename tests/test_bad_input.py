@@ -1,0 +1,142 @@
+"""Bad input gets a clear error naming the group and parameter, and a step that raises changes
+nothing: every parameter and every state tensor is exactly as it was."""
+
+import copy
+
+import pytest
+import torch
+
+import optimcore
+
+RULES = {
+    "SGD": dict(lr=0.1, momentum=0.9),
+    "Adam": dict(lr=0.1, amsgrad=True),
+    "AdamW": dict(lr=0.1),
+}
+
+
+def snapshot(opt):
+    params = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+    state = copy.deepcopy(opt.state_dict())
+    return params, state
+
+
+def assert_unchanged(opt, before):
+    params, state = before
+    now = [p.detach() for g in opt.param_groups for p in g["params"]]
+    for a, b in zip(now, params):
+        assert a.dtype == b.dtype and a.device == b.device
+        if a.device.type == "cpu":
+            assert torch.equal(a, b)
+    after = opt.state_dict()
+    assert after["state"].keys() == state["state"].keys()
+    for i, entry in state["state"].items():
+        assert after["state"][i].keys() == entry.keys()
+        for k, v in entry.items():
+            assert torch.equal(after["state"][i][k], v), (i, k)
+
+
+def two_groups(cls, kwargs, bad, give_grad):
+    """Group 0: two good parameters that already have state; group 1: a good one and `bad`,
+    whose gradient `give_grad(bad)` sets after the first step."""
+    good = [torch.randn(5, requires_grad=True), torch.randn(3, 2, requires_grad=True)]
+    other = torch.randn(4, requires_grad=True)
+    opt = cls([{"params": good}, {"params": [other, bad]}], **kwargs)
+    for p in good + [other]:
+        p.grad = torch.randn_like(p)
+    opt.step()  # creates state, so the failed step below has state to preserve
+    give_grad(bad)
+    for p in good + [other]:
+        p.grad = torch.randn_like(p)
+    return opt
+
+
+def check_refused(cls, kwargs, bad, give_grad, match):
+    opt = two_groups(cls, kwargs, bad, give_grad)
+    before = snapshot(opt)
+    with pytest.raises(RuntimeError, match=match) as err:
+        opt.step()
+    assert "param group 1, parameter 1" in str(err.value)
+    assert_unchanged(opt, before)
+    return err
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_parameter_not_on_cpu(name):
+    bad = torch.empty(3, device="meta", requires_grad=True)
+
+    def give_grad(p):
+        p.grad = torch.empty(3, device="meta")
+
+    check_refused(getattr(optimcore, name), RULES[name], bad, give_grad, "on meta.*CPU")
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_sparse_gradient_where_unsupported(name):
+    bad = torch.randn(4, 2, requires_grad=True)
+
+    def give_grad(p):
+        p.grad = torch.sparse_coo_tensor([[0, 2]], torch.ones(2, 2), (4, 2), check_invariants=True)
+
+    check_refused(getattr(optimcore, name), RULES[name], bad, give_grad, "sparse.*SparseAdam")
+
+
+@pytest.mark.parametrize("name", RULES)
+@pytest.mark.parametrize("dtype", [torch.int32, torch.float8_e4m3fn])
+def test_unsupported_dtype(name, dtype):
+    bad = torch.zeros(3, dtype=dtype)
+
+    def give_grad(p):
+        p.grad = torch.zeros(3, dtype=dtype)
+
+    check_refused(getattr(optimcore, name), RULES[name], bad, give_grad, "dtype.*not supported")
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_gradient_shape_mismatch(name):
+    bad = torch.randn(6, requires_grad=True)
+
+    def give_grad(p):
+        p.grad = torch.zeros(6)
+        p.grad.data = torch.zeros(2, 3)  # .data bypasses autograd's own check
+
+    match = r"gradient .*\(2, 3\).* does not match"
+    check_refused(getattr(optimcore, name), RULES[name], bad, give_grad, match)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_mixed_dtypes_in_one_group(name):
+    bad = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    def give_grad(p):
+        p.grad = torch.randn(3, dtype=torch.float64)
+
+    check_refused(getattr(optimcore, name), RULES[name], bad, give_grad, "separate param groups")
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_corrupt_state_tensor(name):
+    cls = getattr(optimcore, name)
+    p = torch.randn(4, requires_grad=True)
+    opt = cls([p], **RULES[name])
+    p.grad = torch.randn(4)
+    opt.step()
+    key = "momentum_buffer" if name == "SGD" else "exp_avg"
+    opt.state[p][key] = torch.zeros(5)
+    p.grad = torch.randn(4)
+    before = [p.detach().clone()]
+    with pytest.raises(RuntimeError, match=f"param group 0, parameter 0: state '{key}'"):
+        opt.step()
+    assert torch.equal(p.detach(), before[0])
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_params_without_grad_are_skipped(name):
+    cls = getattr(optimcore, name)
+    a, b = torch.randn(3, requires_grad=True), torch.randn(3, requires_grad=True)
+    opt = cls([a, b], **RULES[name])
+    a.grad = torch.randn(3)
+    b_before = b.detach().clone()
+    opt.step()
+    assert torch.equal(b.detach(), b_before)
+    assert b not in opt.state
