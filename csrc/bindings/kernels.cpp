@@ -19,13 +19,14 @@ P* ptr(std::int64_t v) {
 }
 
 template <class T, class S>
-void adam_typed(const std::int64_t* table, std::size_t count, const AdamOptions& o, int nt) {
+void adam_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
+                const AdamOptions& o, int nt) {
   std::vector<AdamTensor<T, S>> tensors(count);
   for (std::size_t i = 0; i < count; ++i) {
     const std::int64_t* row = table + i * (kState0 + 3);
     AdamTensor<T, S>& t = tensors[i];
     t.param = ptr<T>(row[kParam]);
-    t.grad = ptr<const T>(row[kGrad]);
+    t.grad = ptr<const T>(grads[i]);
     t.step = ptr<float>(row[kStep]);
     t.numel = static_cast<std::size_t>(row[kNumel]);
     t.master_param = ptr<S>(row[kMaster]);
@@ -37,13 +38,14 @@ void adam_typed(const std::int64_t* table, std::size_t count, const AdamOptions&
 }
 
 template <class T, class S>
-void sgd_typed(const std::int64_t* table, std::size_t count, const SgdOptions& o, int nt) {
+void sgd_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
+               const SgdOptions& o, int nt) {
   std::vector<SgdTensor<T, S>> tensors(count);
   for (std::size_t i = 0; i < count; ++i) {
     const std::int64_t* row = table + i * (kState0 + 1);
     SgdTensor<T, S>& t = tensors[i];
     t.param = ptr<T>(row[kParam]);
-    t.grad = ptr<const T>(row[kGrad]);
+    t.grad = ptr<const T>(grads[i]);
     t.numel = static_cast<std::size_t>(row[kNumel]);
     t.master_param = ptr<S>(row[kMaster]);
     t.momentum_buffer = ptr<S>(row[kState0]);
@@ -67,17 +69,17 @@ void dispatch_dtype(int dtype, bool master, F&& f) {
   }
 }
 
-void adam(const std::int64_t* table, std::size_t count, int dtype, bool master,
-          const AdamOptions& o, int nt) {
+void adam(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
+          bool master, const AdamOptions& o, int nt) {
   dispatch_dtype(dtype, master, [&](auto t, auto s) {
-    adam_typed<decltype(t), decltype(s)>(table, count, o, nt);
+    adam_typed<decltype(t), decltype(s)>(table, grads, count, o, nt);
   });
 }
 
-void sgd(const std::int64_t* table, std::size_t count, int dtype, bool master,
-         const SgdOptions& o, int nt) {
+void sgd(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
+         bool master, const SgdOptions& o, int nt) {
   dispatch_dtype(dtype, master, [&](auto t, auto s) {
-    sgd_typed<decltype(t), decltype(s)>(table, count, o, nt);
+    sgd_typed<decltype(t), decltype(s)>(table, grads, count, o, nt);
   });
 }
 

@@ -13,20 +13,22 @@ namespace optimcore::bindings {
 // Element type codes, shared with python/optimcore/_optimizer.py (_DTYPE_CODES).
 enum DType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 
-// Row layout of the int64 tensor tables built by the Python layer, one row per parameter tensor,
-// the same for every rule: pointers are data_ptr() values, 0 means "absent"; a rule's state
-// tensors follow in the order of its Python class's _state_keys.
-enum Column : int { kParam, kGrad, kStep, kNumel, kMaster, kFlags, kState0 };
+// Row layout of the int64 tensor tables built (and cached) by the Python layer, one row per
+// parameter tensor, the same for every rule: pointers are data_ptr() values, 0 means "absent";
+// a rule's state tensors follow in the order of its Python class's _state_keys. Gradients change
+// every step, so their pointers come in a separate array, one per row.
+enum Column : int { kParam, kStep, kNumel, kMaster, kFlags, kState0 };
 // kFlags bits.
 enum Flag : std::int64_t { kStateIsNew = 1 };
 
 struct Kernels {
   const char* name;
-  // table: `count` rows of kState0 + (number of the rule's state tensors) columns.
-  void (*adam)(const std::int64_t* table, std::size_t count, int dtype, bool master,
-               const AdamOptions& options, int num_threads);
-  void (*sgd)(const std::int64_t* table, std::size_t count, int dtype, bool master,
-              const SgdOptions& options, int num_threads);
+  // table: `count` rows of kState0 + (number of the rule's state tensors) columns; grads:
+  // `count` gradient pointers.
+  void (*adam)(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
+               bool master, const AdamOptions& options, int num_threads);
+  void (*sgd)(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
+              bool master, const SgdOptions& options, int num_threads);
 };
 
 extern const Kernels kernels_baseline;

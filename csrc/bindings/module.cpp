@@ -74,7 +74,6 @@ PYBIND11_MODULE(_C, m) {
   // The table layout, so the Python layer never hard-codes it.
   py::dict columns;
   columns["param"] = int(ob::kParam);
-  columns["grad"] = int(ob::kGrad);
   columns["step"] = int(ob::kStep);
   columns["numel"] = int(ob::kNumel);
   columns["master"] = int(ob::kMaster);
@@ -85,9 +84,9 @@ PYBIND11_MODULE(_C, m) {
 
   m.def(
       "adam_step",
-      [](std::int64_t table, std::size_t count, int dtype, bool master, double lr, double beta1,
-         double beta2, double eps, double weight_decay, bool amsgrad, bool maximize,
-         bool decoupled_weight_decay, int num_threads) {
+      [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, bool master,
+         double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad,
+         bool maximize, bool decoupled_weight_decay, int num_threads) {
         oc::AdamOptions o;
         o.lr = lr;
         o.beta1 = beta1;
@@ -97,19 +96,22 @@ PYBIND11_MODULE(_C, m) {
         o.amsgrad = amsgrad;
         o.maximize = maximize;
         o.decoupled_weight_decay = decoupled_weight_decay;
-        const std::int64_t* rows = reinterpret_cast<const std::int64_t*>(table);
+        const auto* rows = reinterpret_cast<const std::int64_t*>(table);
+        const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
         py::gil_scoped_release release;
-        kernels().adam(rows, count, dtype, master, o, num_threads);
+        kernels().adam(rows, grad_ptrs, count, dtype, master, o, num_threads);
       },
-      py::arg("table"), py::arg("count"), py::arg("dtype"), py::arg("master"), py::arg("lr"),
+      py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"), py::arg("master"),
+      py::arg("lr"),
       py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
       py::arg("amsgrad"), py::arg("maximize"), py::arg("decoupled_weight_decay"),
       py::arg("num_threads"));
 
   m.def(
       "sgd_step",
-      [](std::int64_t table, std::size_t count, int dtype, bool master, double lr,
-         double momentum, double dampening, double weight_decay, bool nesterov, bool maximize,
+      [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, bool master,
+         double lr, double momentum, double dampening, double weight_decay, bool nesterov,
+         bool maximize,
          int num_threads) {
         oc::SgdOptions o;
         o.lr = lr;
@@ -118,11 +120,13 @@ PYBIND11_MODULE(_C, m) {
         o.weight_decay = weight_decay;
         o.nesterov = nesterov;
         o.maximize = maximize;
-        const std::int64_t* rows = reinterpret_cast<const std::int64_t*>(table);
+        const auto* rows = reinterpret_cast<const std::int64_t*>(table);
+        const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
         py::gil_scoped_release release;
-        kernels().sgd(rows, count, dtype, master, o, num_threads);
+        kernels().sgd(rows, grad_ptrs, count, dtype, master, o, num_threads);
       },
-      py::arg("table"), py::arg("count"), py::arg("dtype"), py::arg("master"), py::arg("lr"),
+      py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"), py::arg("master"),
+      py::arg("lr"),
       py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
       py::arg("maximize"), py::arg("num_threads"));
 }

@@ -13,7 +13,9 @@ does the rest, the same way for every rule:
 
 from __future__ import annotations
 
+import itertools
 import operator
+from array import array
 from typing import Any, Callable
 
 import torch
@@ -22,8 +24,8 @@ from torch.optim import Optimizer
 from . import _C
 
 _COL = _C.TABLE_COLUMNS
-_PARAM, _GRAD, _STEP, _NUMEL, _MASTER, _FLAGS, _STATE0 = (
-    _COL[k] for k in ("param", "grad", "step", "numel", "master", "flags", "state0")
+_PARAM, _STEP, _NUMEL, _MASTER, _FLAGS, _STATE0 = (
+    _COL[k] for k in ("param", "step", "numel", "master", "flags", "state0")
 )
 _STATE_IS_NEW = _C.FLAG_STATE_IS_NEW
 
@@ -31,6 +33,18 @@ _STATE_IS_NEW = _C.FLAG_STATE_IS_NEW
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
 # Complex parameters are updated as their real view, exactly as torch.optim does.
 _REAL_OF_COMPLEX = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+# Per-step checks run as C-level map() passes over a group's gradients: attribute reads from
+# Python bytecode cost ~2 us per tensor, these ~0.3 us in all.
+_grad_of = operator.attrgetter("grad")
+_dtype_of = operator.attrgetter("dtype")
+_layout_of = operator.attrgetter("layout")
+_is_cpu = operator.attrgetter("is_cpu")
+_is_contiguous = torch.Tensor.is_contiguous
+_shape_of = operator.attrgetter("shape")
+_data_ptr = torch.Tensor.data_ptr
+_STRIDED = {torch.strided}
 
 
 def _is_dense(t: torch.Tensor) -> bool:
@@ -63,7 +77,8 @@ class _GroupPlan:
 
     __slots__ = (
         "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
-        "new_state", "new_rows", "state_dicts", "state_tensors",
+        "new_state", "new_rows", "state_tensors", "shapes", "dtype_set",
+        "simple",
     )
 
     def __init__(self):
@@ -76,17 +91,40 @@ class _GroupPlan:
         self.staged: list[int] = []  # rows whose param/state memory is not one dense span
         self.new_state: list[tuple[torch.Tensor, dict]] = []  # (param, state) to publish
         self.new_rows: list[int] = []  # rows flagged _STATE_IS_NEW until their first step
-        # What the table points at, checked by identity each step: code that replaces a state
-        # dict or tensor (opt.state[p] = {}, opt.state[p]["exp_avg"] = t) gets a new table.
-        self.state_dicts: list[dict] = []
-        self.state_tensors: list[tuple] = []  # (state dict, key, tensor)
+        # The state tensors the table points at, checked by identity each step: code that
+        # replaces one (opt.state[p]["exp_avg"] = t) gets a new table. Replacing a whole state
+        # dict is caught optimizer-wide (CoreOptimizer._state_unchanged).
+        self.state_tensors: tuple = ([], [], [])  # parallel lists: state dict, key, tensor
+        # For the per-step fast path: parameter shapes, {parameter dtype}, and whether every
+        # parameter is contiguous (then a contiguous gradient of the right numel and dtype is
+        # all a row needs).
+        self.shapes: list = []
+        self.dtype_set: set = set()
+        self.simple = False
 
-    def still_valid(self, states) -> bool:
+    def still_valid(self) -> bool:
         if self.new_state:
             return True  # planned in an earlier step that raised: published on the next run
-        return all(map(operator.is_, map(states.get, self.key_params), self.state_dicts)) and all(
-            d.get(k) is t for d, k, t in self.state_tensors
-        )
+        dicts, keys, tensors = self.state_tensors
+        return all(map(operator.is_, map(dict.get, dicts, keys), tensors))
+
+    def record_state(self, states) -> None:
+        dicts = [states.get(p) for p in self.key_params]
+        triples = [(d, k, d[k]) for d in dicts if d for k in self.state_keys if k]
+        self.state_tensors = tuple(map(list, zip(*triples))) if triples else ([], [], [])
+
+    def fast_grad_ptrs(self, grads):
+        """Pointers of this step's gradients if they all have the common, simple form (CPU,
+        strided, contiguous, the parameter's dtype and shape); None means: check one by one."""
+        if (
+            self.simple
+            and set(map(_dtype_of, grads)) == self.dtype_set
+            and all(map(_is_cpu, grads))
+            and all(map(_is_contiguous, grads))
+            and list(map(_shape_of, grads)) == self.shapes
+        ):
+            return array("q", map(_data_ptr, grads))
+        return None
 
 
 class CoreOptimizer(Optimizer):
@@ -109,8 +147,10 @@ class CoreOptimizer(Optimizer):
         """True if the kernel fills this state on its first step (no zero-initialisation)."""
         return False
 
-    def _kernel(self, table: torch.Tensor, count: int, dtype_code: int, group: dict,
+    def _kernel(self, table: int, grads: int, count: int, dtype_code: int, group: dict,
                 num_threads: int) -> None:
+        """One kernel call for the group: `table` and `grads` are addresses of the int64 row
+        table and of the gradient pointers, `count` rows."""
         raise NotImplementedError
 
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
@@ -119,11 +159,13 @@ class CoreOptimizer(Optimizer):
     # torch.optim.Optimizer interface --------------------------------------------------------
     def __init__(self, params, defaults: dict):
         self._plans: dict[int, _GroupPlan] = {}
+        self._state_seen: tuple = (None, [])
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         self._plans = {}  # load_state_dict replaced state tensors: rebuild every table
+        self._state_seen = (None, [])
 
     def add_param_group(self, param_group: dict) -> None:
         merged = {**getattr(self, "defaults", {}), **param_group}
@@ -152,13 +194,26 @@ class CoreOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if not self._state_unchanged():
+            self._plans = {}
         # Validate every group before the first write: a step that raises changes nothing.
         steps = [self._plan_step(i, g) for i, g in enumerate(self.param_groups)]
         num_threads = torch.get_num_threads()
         for step in steps:
             if step is not None:
                 step(num_threads)
+        self._state_seen = (self.state, list(self.state.values()))
         return loss
+
+    def _state_unchanged(self) -> bool:
+        """True if self.state holds the same per-parameter dicts as after the last step (a cheap
+        identity scan: replacing, adding or deleting any entry, or the whole dict, shows)."""
+        state, values = self._state_seen
+        return (
+            state is self.state
+            and len(values) == len(state)
+            and all(map(operator.is_, state.values(), values))
+        )
 
     # Planning -------------------------------------------------------------------------------
     def _where(self, gi: int, pi: int) -> str:
@@ -167,38 +222,39 @@ class CoreOptimizer(Optimizer):
     def _plan_step(self, gi: int, group: dict):
         """Validate group gi for this step; return a callable that performs it (or None)."""
         params = group["params"]
-        grads = [p.grad for p in params]
-        if None in grads:
+        grads = list(map(_grad_of, params))
+        if any(map(operator.is_, grads, itertools.repeat(None))):  # `None in` calls __eq__
             active = [i for i, g in enumerate(grads) if g is not None]
             grads = [grads[i] for i in active]
+            key_params = [params[i] for i in active]
         else:
             active = range(len(params))
+            key_params = params
         if not grads:
             return None
-        key_params = [params[i] for i in active] if len(grads) != len(params) else params
 
-        sparse = [k for k, g in enumerate(grads) if g.is_sparse]
-        if sparse:
-            if not self._supports_sparse:
+        sparse_params = sparse_grads = None
+        if set(map(_layout_of, grads)) != _STRIDED:
+            sparse = [k for k, g in enumerate(grads) if g.is_sparse]
+            if sparse and not self._supports_sparse:
                 raise RuntimeError(
                     f"{self._where(gi, active[sparse[0]])}: gradient is sparse; "
                     + self._sparse_message.format(name=type(self).__name__)
                 )
-            sparse_set = set(sparse)
             for k in sparse:
                 self._check_sparse(gi, active[k], key_params[k], grads[k])
             sparse_params = [key_params[k] for k in sparse]
             sparse_grads = [grads[k] for k in sparse]
-            dense = [k for k in range(len(grads)) if k not in sparse_set]
+            dense = [k for k in range(len(grads)) if not grads[k].is_sparse]
             active = [active[k] for k in dense]
             key_params = [key_params[k] for k in dense]
             grads = [grads[k] for k in dense]
-        else:
-            sparse_params = sparse_grads = None
 
         if grads:
             plan = self._cached_plan(gi, group, active, key_params)
-            grads, grad_ptrs = self._check_grads(gi, active, plan, grads)
+            grad_ptrs = plan.fast_grad_ptrs(grads)
+            if grad_ptrs is None:
+                grads, grad_ptrs = self._check_grads(gi, active, plan, grads)
 
         def run(num_threads: int) -> None:
             if sparse_params:
@@ -216,8 +272,8 @@ class CoreOptimizer(Optimizer):
             and plan.state_keys == state_keys
             and len(plan.key_params) == len(key_params)
             and all(map(operator.is_, plan.key_params, key_params))
-            and plan.param_ptrs == [p.data_ptr() for p in key_params]
-            and plan.still_valid(self.state)
+            and plan.param_ptrs == list(map(_data_ptr, key_params))
+            and plan.still_valid()
         ):
             return plan
         plan = self._build_plan(gi, group, active, key_params, state_keys)
@@ -287,11 +343,12 @@ class CoreOptimizer(Optimizer):
                 plan.staged.append(len(rows))
             plan.views.append(view)
             rows.append(row)
-        plan.param_ptrs = [p.data_ptr() for p in key_params]
-        plan.state_dicts = [self.state.get(p) for p in key_params]
-        plan.state_tensors = [
-            (d, k, d[k]) for d in plan.state_dicts if d for k in state_keys if k and k in d
-        ]
+        plan.param_ptrs = list(map(_data_ptr, key_params))
+        plan.shapes = list(map(_shape_of, key_params))
+        plan.dtype_set = {key_params[0].dtype}
+        plan.simple = not plan.staged and all(v.is_contiguous() for v in plan.views)
+        if not plan.new_state:
+            plan.record_state(self.state)
         plan.table = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), width)
         return plan
 
@@ -380,7 +437,7 @@ class CoreOptimizer(Optimizer):
                 g = _like(view, g)  # e.g. a transposed gradient: read it in the param's order
             out.append(g)
             ptrs.append(g.data_ptr())
-        return out, ptrs
+        return out, array("q", ptrs)
 
     # Running --------------------------------------------------------------------------------
     def _run(self, plan: _GroupPlan, group: dict, grads, grad_ptrs, num_threads) -> None:
@@ -389,16 +446,13 @@ class CoreOptimizer(Optimizer):
                 self.state[p] = state
         if plan.new_state:
             plan.new_state = []
-            plan.state_dicts = [self.state.get(p) for p in plan.key_params]
-            plan.state_tensors = [
-                (d, k, d[k]) for d in plan.state_dicts if d for k in plan.state_keys if k
-            ]
+            plan.record_state(self.state)
         table = plan.table
-        table[:, _GRAD] = torch.tensor(grad_ptrs, dtype=torch.int64)
         write_back = []
         for r in plan.staged:
-            write_back += self._stage_row(plan, r, grads[r])
-        self._kernel(table, table.shape[0], _DTYPE_CODES[plan.dtype], group, num_threads)
+            write_back += self._stage_row(plan, r, grads[r], grad_ptrs)
+        self._kernel(table.data_ptr(), grad_ptrs.buffer_info()[0], table.shape[0],
+                     _DTYPE_CODES[plan.dtype], group, num_threads)
         for original, copy in write_back:
             if original is not None:
                 original.copy_(copy)
@@ -406,7 +460,7 @@ class CoreOptimizer(Optimizer):
             table[plan.new_rows, _FLAGS] &= ~_STATE_IS_NEW
             plan.new_rows = []
 
-    def _stage_row(self, plan: _GroupPlan, r: int, grad: torch.Tensor) -> list:
+    def _stage_row(self, plan: _GroupPlan, r: int, grad: torch.Tensor, grad_ptrs) -> list:
         """Point row r at dense copies of its tensors, for layouts the kernels cannot walk as one
         span (a parameter with gaps or overlaps, or state stored in another memory order).
         Returns the (original, copy) pairs to write back after the kernel."""
@@ -416,7 +470,7 @@ class CoreOptimizer(Optimizer):
         pairs = [(view, dense)] if dense is not view else []
         plan.table[r, _PARAM] = dense.data_ptr()
         g = grad if _same_layout(grad, dense) else _like(dense, grad)
-        plan.table[r, _GRAD] = g.data_ptr()
+        grad_ptrs[r] = g.data_ptr()
         pairs.append((None, g))  # keeps the gradient copy alive through the kernel
         for k, key in enumerate(plan.state_keys):
             if key is None:

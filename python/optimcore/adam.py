@@ -103,10 +103,10 @@ class Adam(CoreOptimizer):
     def _state_keys(self, group: dict) -> tuple:
         return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
 
-    def _kernel(self, table, count, dtype_code, group, num_threads) -> None:
+    def _kernel(self, table, grads, count, dtype_code, group, num_threads) -> None:
         beta1, beta2 = group["betas"]
         _C.adam_step(
-            table.data_ptr(), count, dtype_code, False,
+            table, grads, count, dtype_code, False,
             _to_float(group["lr"]), _to_float(beta1), _to_float(beta2),
             _to_float(group["eps"]), _to_float(group["weight_decay"]),
             bool(group["amsgrad"]), bool(group["maximize"]),

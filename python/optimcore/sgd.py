@@ -77,9 +77,9 @@ class SGD(CoreOptimizer):
         # torch starts the buffer as a copy of the first (decayed) gradient: the kernel writes it.
         return True
 
-    def _kernel(self, table, count, dtype_code, group, num_threads) -> None:
+    def _kernel(self, table, grads, count, dtype_code, group, num_threads) -> None:
         _C.sgd_step(
-            table.data_ptr(), count, dtype_code, False,
+            table, grads, count, dtype_code, False,
             _to_float(group["lr"]), _to_float(group["momentum"]),
             _to_float(group["dampening"]), _to_float(group["weight_decay"]),
             bool(group["nesterov"]), bool(group["maximize"]), num_threads,

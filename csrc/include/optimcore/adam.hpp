@@ -72,20 +72,30 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
   S* OPTIMCORE_RESTRICT exp_avg_sq = t.exp_avg_sq;
   S* OPTIMCORE_RESTRICT max_exp_avg_sq = t.max_exp_avg_sq;
   S* OPTIMCORE_RESTRICT master = t.master_param;
+  // Scalars live in locals: read through `k`, the compiler would have to assume the stores
+  // below may change them, and (with amsgrad's fifth array) gives up vectorizing.
+  const C sign = k.sign, weight_decay = k.weight_decay, decay_scale = k.decay_scale;
+  const C beta2 = k.beta2, one_minus_beta2 = k.one_minus_beta2, eps = k.eps;
   const C neg_step_size = static_cast<C>(s.neg_step_size);
   const C bias_correction2_sqrt = static_cast<C>(s.bias_correction2_sqrt);
+  // 16-bit Adam is compute-bound (two divisions and a square root per element against 14 bytes
+  // of traffic), so there the division by sqrt(1 - beta2^t) becomes a multiply. That moves the
+  // float32 intermediate by at most an ulp, far below the 2^-8 (bf16) / 2^-11 (fp16) rounding
+  // of the stored result. float, double and master weights keep torch's exact operation order.
+  constexpr bool kReciprocal = !std::is_same<T, C>::value && !MASTER;
+  const C inv_bias_correction2_sqrt = static_cast<C>(1.0 / s.bias_correction2_sqrt);
   // lerp(m, g, 1 - beta1) with its branch hoisted: m_new = base + coeff * (g - m).
   const bool from_start = k.one_minus_beta1 < C(0.5);
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
-    C g = k.sign * load(grad[j]);
+    C g = sign * load(grad[j]);
     C p;
     if constexpr (MASTER) p = load(master[j]); else p = load(param[j]);
-    if constexpr (L2) g = madd(p, k.weight_decay, g);
-    if constexpr (DECOUPLED) p = p * k.decay_scale;
+    if constexpr (L2) g = madd(p, weight_decay, g);
+    if constexpr (DECOUPLED) p = p * decay_scale;
     const C m0 = load(exp_avg[j]);
     const C m = madd(coeff, g - m0, from_start ? m0 : g);
-    const C v = madd(k.one_minus_beta2 * g, g, load(exp_avg_sq[j]) * k.beta2);  // torch addcmul
+    const C v = madd(one_minus_beta2 * g, g, load(exp_avg_sq[j]) * beta2);  // torch addcmul
     C v_hat = v;
     if constexpr (AMSGRAD) {
       const C v_max0 = load(max_exp_avg_sq[j]);
@@ -93,7 +103,9 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
       v_hat = (v > v_max0 || v != v) ? v : v_max0;
       max_exp_avg_sq[j] = store<S>(v_hat);
     }
-    const C denom = std::sqrt(v_hat) / bias_correction2_sqrt + k.eps;
+    C denom;
+    if constexpr (kReciprocal) denom = std::sqrt(v_hat) * inv_bias_correction2_sqrt + eps;
+    else denom = std::sqrt(v_hat) / bias_correction2_sqrt + eps;
     p = p + neg_step_size * m / denom;  // torch's addcdiv: (value * t1) / t2
     exp_avg[j] = store<S>(m);
     exp_avg_sq[j] = store<S>(v);

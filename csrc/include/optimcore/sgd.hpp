@@ -58,17 +58,20 @@ void sgd_range(const SgdTensor<T, S>& t, std::size_t begin, std::size_t end,
   const T* OPTIMCORE_RESTRICT grad = t.grad;
   S* OPTIMCORE_RESTRICT buf = t.momentum_buffer;
   S* OPTIMCORE_RESTRICT master = t.master_param;
+  // Scalars in locals, so stores through the pointers cannot be assumed to change them.
+  const C sign = k.sign, weight_decay = k.weight_decay, momentum = k.momentum;
+  const C one_minus_dampening = k.one_minus_dampening, neg_lr = k.neg_lr;
   for (std::size_t j = begin; j < end; ++j) {
-    C g = k.sign * load(grad[j]);
+    C g = sign * load(grad[j]);
     C p;
     if constexpr (MASTER) p = load(master[j]); else p = load(param[j]);
-    if constexpr (L2) g = madd(p, k.weight_decay, g);
+    if constexpr (L2) g = madd(p, weight_decay, g);
     if constexpr (MOMENTUM != 0) {
-      const C b = FIRST ? g : madd(g, k.one_minus_dampening, load(buf[j]) * k.momentum);
+      const C b = FIRST ? g : madd(g, one_minus_dampening, load(buf[j]) * momentum);
       buf[j] = store<S>(b);
-      g = (MOMENTUM == 2) ? madd(b, k.momentum, g) : b;
+      g = (MOMENTUM == 2) ? madd(b, momentum, g) : b;
     }
-    p = madd(g, k.neg_lr, p);
+    p = madd(g, neg_lr, p);
     if constexpr (MASTER) master[j] = store<S>(p);
     param[j] = store<T>(p);
   }
