@@ -31,6 +31,9 @@ _STATE_IS_NEW = _C.FLAG_STATE_IS_NEW
 
 # Element type codes of csrc/bindings/kernels.hpp (enum DType).
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+# 16-bit parameters that master_weights=True gives float32 state and a float32 master copy.
+_MASTER_DTYPES = (torch.bfloat16, torch.float16)
+_MASTER_KEY = "master_param"
 # Complex parameters are updated as their real view, exactly as torch.optim does.
 _REAL_OF_COMPLEX = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
@@ -78,7 +81,7 @@ class _GroupPlan:
     __slots__ = (
         "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
         "new_state", "new_rows", "state_tensors", "shapes", "dtype_set",
-        "simple",
+        "simple", "master", "columns",
     )
 
     def __init__(self):
@@ -101,6 +104,9 @@ class _GroupPlan:
         self.shapes: list = []
         self.dtype_set: set = set()
         self.simple = False
+        self.master = False  # float32 state and master weights for 16-bit parameters
+        # (state key, table column) of every tensor a row points at besides param and step.
+        self.columns: list[tuple[str, int]] = []
 
     def still_valid(self) -> bool:
         if self.new_state:
@@ -110,7 +116,7 @@ class _GroupPlan:
 
     def record_state(self, states) -> None:
         dicts = [states.get(p) for p in self.key_params]
-        triples = [(d, k, d[k]) for d in dicts if d for k in self.state_keys if k]
+        triples = [(d, k, d[k]) for d in dicts if d for k, _ in self.columns]
         self.state_tensors = tuple(map(list, zip(*triples))) if triples else ([], [], [])
 
     def fast_grad_ptrs(self, grads):
@@ -147,10 +153,11 @@ class CoreOptimizer(Optimizer):
         """True if the kernel fills this state on its first step (no zero-initialisation)."""
         return False
 
-    def _kernel(self, table: int, grads: int, count: int, dtype_code: int, group: dict,
-                num_threads: int) -> None:
+    def _kernel(self, table: int, grads: int, count: int, dtype_code: int, master: bool,
+                group: dict, num_threads: int) -> None:
         """One kernel call for the group: `table` and `grads` are addresses of the int64 row
-        table and of the gradient pointers, `count` rows."""
+        table and of the gradient pointers, `count` rows; `master`: float32 state and master
+        weights (16-bit parameters with master_weights=True)."""
         raise NotImplementedError
 
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
@@ -166,6 +173,28 @@ class CoreOptimizer(Optimizer):
         super().__setstate__(state)
         self._plans = {}  # load_state_dict replaced state tensors: rebuild every table
         self._state_seen = (None, [])
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, except that float32 state of 16-bit parameters trained with
+        master_weights=True stays float32 (torch casts floating state to the parameter dtype)."""
+        saved_groups = state_dict["param_groups"]
+        keep = {}
+        for saved in saved_groups:
+            if not saved.get("master_weights"):
+                continue
+            for pid in saved["params"]:
+                for key, value in state_dict["state"].get(pid, {}).items():
+                    if key != "step" and isinstance(value, torch.Tensor) and value.dtype == torch.float32:
+                        keep[pid, key] = value
+        super().load_state_dict(state_dict)
+        if keep:
+            ids = itertools.chain.from_iterable(g["params"] for g in saved_groups)
+            params = itertools.chain.from_iterable(g["params"] for g in self.param_groups)
+            by_id = dict(zip(ids, params))
+            for (pid, key), value in keep.items():
+                p = by_id[pid]
+                if p.dtype in _MASTER_DTYPES:
+                    self.state[p][key] = value.to(device=p.device, dtype=torch.float32, copy=True)
 
     def add_param_group(self, param_group: dict) -> None:
         merged = {**getattr(self, "defaults", {}), **param_group}
@@ -270,6 +299,7 @@ class CoreOptimizer(Optimizer):
         if (
             plan is not None
             and plan.state_keys == state_keys
+            and plan.master == (bool(group.get("master_weights")) and plan.dtype in _MASTER_DTYPES)
             and len(plan.key_params) == len(key_params)
             and all(map(operator.is_, plan.key_params, key_params))
             and plan.param_ptrs == list(map(_data_ptr, key_params))
@@ -306,6 +336,10 @@ class CoreOptimizer(Optimizer):
         plan = _GroupPlan()
         plan.key_params = list(key_params)
         plan.state_keys = state_keys
+        plan.master = bool(group.get("master_weights")) and key_params[0].dtype in _MASTER_DTYPES
+        plan.columns = [(k, _STATE0 + i) for i, k in enumerate(state_keys) if k is not None]
+        if plan.master:
+            plan.columns.append((_MASTER_KEY, _MASTER))
         width = _STATE0 + len(state_keys)
         rows = []
         for pi, p in zip(active, key_params):
@@ -318,7 +352,7 @@ class CoreOptimizer(Optimizer):
                     f"{self._where(gi, pi)}: parameter dtype {p.dtype} differs from the group's "
                     f"{plan.dtype}; put parameters of different dtypes in separate param groups"
                 )
-            state, flagged, changed = self._planned_state(gi, pi, p, group, state_keys)
+            state, flagged, changed = self._planned_state(gi, pi, p, state_keys, plan.master)
             if changed:
                 plan.new_state.append((p, state))
             row = [0] * width
@@ -328,11 +362,9 @@ class CoreOptimizer(Optimizer):
                 row[_STEP] = state["step"].data_ptr()
             dense = _is_dense(view)
             flags = 0
-            for k, key in enumerate(state_keys):
-                if key is None:
-                    continue
+            for key, column in plan.columns:
                 s = _real(state[key])
-                row[_STATE0 + k] = s.data_ptr()
+                row[column] = s.data_ptr()
                 dense = dense and _same_layout(s, view)
                 if key in flagged:
                     flags |= _STATE_IS_NEW
@@ -352,10 +384,11 @@ class CoreOptimizer(Optimizer):
         plan.table = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), width)
         return plan
 
-    def _planned_state(self, gi, pi, p, group, state_keys) -> tuple[dict, set, bool]:
+    def _planned_state(self, gi, pi, p, state_keys, master) -> tuple[dict, set, bool]:
         """The state p will have after this step, validated (nothing is published here).
 
         Returns (state, keys the kernel must initialise, whether state differs from self.state[p]).
+        With `master`, state is float32 and "master_param" holds the float32 master weights.
         """
         where = self._where(gi, pi)
         old = self.state.get(p)
@@ -382,33 +415,49 @@ class CoreOptimizer(Optimizer):
                     raise RuntimeError(f"{where}: state 'step' is not a number: {step!r}") from None
                 state["step"] = torch.tensor(value, dtype=torch.float32)
                 changed = True
+        dtype = torch.float32 if master else p.dtype
+        if master and state.get(_MASTER_KEY) is None:
+            state[_MASTER_KEY] = _like(p, p, torch.float32)
+            changed = True
+        elif not master and _MASTER_KEY in state:
+            del state[_MASTER_KEY]  # master weights switched off: the parameter is the truth
+            changed = True
         flagged = set()
-        for key in state_keys:
-            if key is None:
-                continue
+        for key in [k for k in state_keys if k is not None] + ([_MASTER_KEY] if master else []):
             s = state.get(key)
             if s is None:
                 # New state (first step, or amsgrad/momentum switched on mid-training).
                 if self._new_state_is_flagged(key):
-                    state[key] = torch.empty_like(p, memory_format=torch.preserve_format)
+                    state[key] = torch.empty_like(p, dtype=dtype, memory_format=torch.preserve_format)
                     flagged.add(key)
                 else:
-                    state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state[key] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
                 changed = True
                 continue
             if not isinstance(s, torch.Tensor):
                 raise RuntimeError(f"{where}: state '{key}' is a {type(s).__name__}, not a Tensor")
-            if s.device != p.device or s.dtype != p.dtype or s.shape != p.shape:
+            if (
+                p.dtype in _MASTER_DTYPES
+                and s.dtype in (torch.float32, p.dtype)
+                and s.dtype != dtype
+                and s.shape == p.shape
+                and s.device == p.device
+            ):
+                # master_weights switched on or off (or a checkpoint saved the other way):
+                # widen the state to float32, or round it to the parameter's dtype, once.
+                state[key] = s = _like(p, s, dtype)
+                changed = True
+            if s.device != p.device or s.dtype != dtype or s.shape != p.shape:
                 raise RuntimeError(
                     f"{where}: state '{key}' ({s.dtype}, {tuple(s.shape)}, {s.device}) does not "
-                    f"match its parameter ({p.dtype}, {tuple(p.shape)}, {p.device})"
+                    f"match its parameter ({dtype}, {tuple(p.shape)}, {p.device})"
                 )
             if s.layout != torch.strided:
                 raise RuntimeError(f"{where}: state '{key}' has layout {s.layout}")
             if not _same_layout(s, p) and _is_dense(p):
                 # E.g. a contiguous checkpoint tensor for a channels_last parameter: store it
                 # once in the parameter's memory order so every step walks one span.
-                state[key] = _like(p, s)
+                state[key] = _like(p, s, dtype)
                 changed = True
         return state, flagged, changed
 
@@ -452,7 +501,7 @@ class CoreOptimizer(Optimizer):
         for r in plan.staged:
             write_back += self._stage_row(plan, r, grads[r], grad_ptrs)
         self._kernel(table.data_ptr(), grad_ptrs.buffer_info()[0], table.shape[0],
-                     _DTYPE_CODES[plan.dtype], group, num_threads)
+                     _DTYPE_CODES[plan.dtype], plan.master, group, num_threads)
         for original, copy in write_back:
             if original is not None:
                 original.copy_(copy)
@@ -472,20 +521,18 @@ class CoreOptimizer(Optimizer):
         g = grad if _same_layout(grad, dense) else _like(dense, grad)
         grad_ptrs[r] = g.data_ptr()
         pairs.append((None, g))  # keeps the gradient copy alive through the kernel
-        for k, key in enumerate(plan.state_keys):
-            if key is None:
-                continue
+        for key, column in plan.columns:
             s = _real(state[key])
             if not _same_layout(s, dense):
                 c = _like(dense, s)
                 pairs.append((s, c))
                 s = c
-            plan.table[r, _STATE0 + k] = s.data_ptr()
+            plan.table[r, column] = s.data_ptr()
         return pairs
 
 
-def _like(ref: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-    """A copy of src laid out in ref's memory order (ref must be dense)."""
-    out = torch.empty_like(ref, memory_format=torch.preserve_format)
+def _like(ref: torch.Tensor, src: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A copy of src laid out in ref's memory order (ref must be dense), optionally as dtype."""
+    out = torch.empty_like(ref, dtype=dtype, memory_format=torch.preserve_format)
     out.copy_(src)
     return out

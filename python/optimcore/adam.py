@@ -16,6 +16,10 @@ class Adam(CoreOptimizer):
 
     ``foreach`` and ``fused`` are accepted and ignored: the compiled kernel always runs.
     ``capturable=True`` and ``differentiable=True`` raise, since compiled kernels are neither.
+
+    ``master_weights=True`` (optimcore only): bfloat16/float16 parameters keep a float32 copy
+    (state "master_param") and float32 exp_avg/exp_avg_sq; each step updates the copy and rounds
+    it into the parameter, so small updates are not lost to 16-bit rounding.
     """
 
     _has_step = True
@@ -38,6 +42,7 @@ class Adam(CoreOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
+        master_weights: bool = False,
     ) -> None:
         # Validation mirrors torch/optim/adam.py (2.13), message for message.
         if isinstance(lr, Tensor):
@@ -85,6 +90,8 @@ class Adam(CoreOptimizer):
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
+        if master_weights:  # optimcore's extension; absent by default, so groups match torch's
+            defaults["master_weights"] = True
         super().__init__(params, defaults)
         if fused and differentiable:
             raise RuntimeError("`fused` does not support `differentiable`")
@@ -103,10 +110,10 @@ class Adam(CoreOptimizer):
     def _state_keys(self, group: dict) -> tuple:
         return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
 
-    def _kernel(self, table, grads, count, dtype_code, group, num_threads) -> None:
+    def _kernel(self, table, grads, count, dtype_code, master, group, num_threads) -> None:
         beta1, beta2 = group["betas"]
         _C.adam_step(
-            table, grads, count, dtype_code, False,
+            table, grads, count, dtype_code, master,
             _to_float(group["lr"]), _to_float(beta1), _to_float(beta2),
             _to_float(group["eps"]), _to_float(group["weight_decay"]),
             bool(group["amsgrad"]), bool(group["maximize"]),

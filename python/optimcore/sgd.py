@@ -17,6 +17,10 @@ class SGD(CoreOptimizer):
     Same arguments, defaults, state and errors. Sparse gradients are supported as in torch: those
     parameters are updated by torch's own implementation. ``foreach`` and ``fused`` are accepted
     and ignored; ``differentiable=True`` raises.
+
+    ``master_weights=True`` (optimcore only): bfloat16/float16 parameters keep a float32 copy
+    (state "master_param") and float32 momentum; each step updates the copy and rounds it into the
+    parameter, so small updates are not lost to 16-bit rounding.
     """
 
     _supports_sparse = True
@@ -34,6 +38,7 @@ class SGD(CoreOptimizer):
         foreach: bool | None = None,
         differentiable: bool = False,
         fused: bool | None = None,
+        master_weights: bool = False,
     ) -> None:
         # Validation mirrors torch/optim/sgd.py (2.13), message for message.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -57,6 +62,8 @@ class SGD(CoreOptimizer):
         }
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        if master_weights:  # optimcore's extension; absent by default, so groups match torch's
+            defaults["master_weights"] = True
         super().__init__(params, defaults)
         if fused and differentiable:
             raise RuntimeError("`fused` does not support `differentiable`")
@@ -75,11 +82,11 @@ class SGD(CoreOptimizer):
 
     def _new_state_is_flagged(self, key: str) -> bool:
         # torch starts the buffer as a copy of the first (decayed) gradient: the kernel writes it.
-        return True
+        return key == "momentum_buffer"
 
-    def _kernel(self, table, grads, count, dtype_code, group, num_threads) -> None:
+    def _kernel(self, table, grads, count, dtype_code, master, group, num_threads) -> None:
         _C.sgd_step(
-            table, grads, count, dtype_code, False,
+            table, grads, count, dtype_code, master,
             _to_float(group["lr"]), _to_float(group["momentum"]),
             _to_float(group["dampening"]), _to_float(group["weight_decay"]),
             bool(group["nesterov"]), bool(group["maximize"]), num_threads,

@@ -1,0 +1,104 @@
+"""master_weights=True: 16-bit parameters train on a float32 master copy with float32 state, so
+their trajectory is float32 training's, rounded once per step into the parameter."""
+
+import io
+
+import pytest
+import torch
+
+import optimcore
+from conftest import TOL, make_params, set_grads
+
+RULES = {
+    "SGD": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "Adam": dict(lr=1e-2, weight_decay=1e-2, amsgrad=True),
+    "AdamW": dict(lr=1e-2),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", RULES)
+def test_follows_float32_training(name, dtype, simd_level):
+    low = make_params(dtype, big=5000)
+    # float32 reference from the same (16-bit) starting values and gradients
+    ref = [p.detach().float().requires_grad_() for p in low]
+    opt = getattr(optimcore, name)(low, master_weights=True, **RULES[name])
+    ref_opt = getattr(torch.optim, name)(ref, **RULES[name])
+    for step in range(5):
+        set_grads(low, step)
+        for p, r in zip(low, ref):
+            r.grad = p.grad.float()
+        opt.step()
+        ref_opt.step()
+    for p, r in zip(low, ref):
+        master = opt.state[p]["master_param"]
+        assert master.dtype == torch.float32
+        torch.testing.assert_close(master, r.detach(), **TOL[torch.float32])
+        torch.testing.assert_close(p.detach(), master.to(dtype), rtol=0, atol=0)
+        for key, value in opt.state[p].items():
+            if key != "step":
+                assert value.dtype == torch.float32, key
+
+
+def test_keeps_small_updates_that_bfloat16_loses():
+    p = torch.ones(1000, dtype=torch.bfloat16, requires_grad=True)
+    q = torch.ones(1000, dtype=torch.bfloat16, requires_grad=True)
+    plain, master = optimcore.SGD([p], lr=1e-4), optimcore.SGD([q], lr=1e-4, master_weights=True)
+    for _ in range(100):
+        p.grad = torch.ones_like(p)
+        q.grad = torch.ones_like(q)
+        plain.step()
+        master.step()
+    assert torch.all(p == 1)  # each 1e-4 step is below half a bfloat16 ulp at 1.0
+    torch.testing.assert_close(master.state[q]["master_param"], torch.full((1000,), 0.99),
+                               rtol=1e-5, atol=1e-5)
+    assert torch.all(q < 1)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_checkpoint_keeps_float32_state(name):
+    p = torch.randn(64, dtype=torch.bfloat16, requires_grad=True)
+    opt = getattr(optimcore, name)([p], master_weights=True, **RULES[name])
+    for _ in range(2):
+        p.grad = torch.randn_like(p)
+        opt.step()
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    buf.seek(0)
+    q = p.detach().clone().requires_grad_()
+    opt2 = getattr(optimcore, name)([q], master_weights=True, **RULES[name])
+    opt2.load_state_dict(torch.load(buf))
+    for key, value in opt.state[p].items():
+        assert opt2.state[q][key].dtype == value.dtype
+        assert torch.equal(opt2.state[q][key], value)
+
+
+def test_float32_params_ignore_master_weights():
+    p = torch.randn(10, requires_grad=True)
+    opt = optimcore.Adam([p], master_weights=True)
+    p.grad = torch.randn(10)
+    opt.step()
+    assert set(opt.state[p]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+def test_switching_master_weights_on_widens_existing_state():
+    p = torch.randn(10, dtype=torch.bfloat16, requires_grad=True)
+    opt = optimcore.Adam([p], lr=1e-2)
+    p.grad = torch.randn_like(p)
+    opt.step()
+    exp_avg = opt.state[p]["exp_avg"].clone()
+    assert exp_avg.dtype == torch.bfloat16
+    opt.param_groups[0]["master_weights"] = True
+    p.grad = torch.randn_like(p)
+    opt.step()
+    assert opt.state[p]["exp_avg"].dtype == torch.float32
+    assert opt.state[p]["master_param"].dtype == torch.float32
+    opt.param_groups[0]["master_weights"] = False
+    opt.step()
+    assert "master_param" not in opt.state[p]
+
+
+def test_default_param_groups_match_torch():
+    p = [torch.zeros(2, requires_grad=True)]
+    assert "master_weights" not in optimcore.AdamW(p).param_groups[0]
+    assert optimcore.AdamW(p, master_weights=True).param_groups[0]["master_weights"] is True
