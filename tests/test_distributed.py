@@ -56,3 +56,29 @@ def test_ddp_and_zero(process_group, name):
     for a, b, c in zip(ref.parameters(), ddp.module.parameters(), zero_model.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(c, a, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_fsdp2(process_group, name):
+    """FSDP2 parameters are DTensors: optimcore updates their local shards, and its state is
+    DTensors too, as torch.optim's is (so distributed checkpointing sees the same structure)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cpu", (1,))
+    kwargs = dict(lr=0.01, momentum=0.9) if name == "SGD" else dict(lr=0.01, weight_decay=0.1)
+    models, opts = [], []
+    for lib in (torch.optim, optimcore):
+        model = net()
+        fully_shard(model, mesh=mesh)
+        opt = getattr(lib, name)(model.parameters(), **kwargs)
+        train(model, opt)
+        models.append(model)
+        opts.append(opt)
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(b.full_tensor(), a.full_tensor(), rtol=1e-12, atol=1e-14)
+    ref_state, state = opts[0].state_dict()["state"], opts[1].state_dict()["state"]
+    assert state.keys() == ref_state.keys()
+    for i in state:
+        for key, value in ref_state[i].items():
+            assert type(state[i][key]) is type(value), (i, key)

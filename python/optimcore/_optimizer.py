@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import sys
 from array import array
 from typing import Any, Callable
 
@@ -48,6 +49,14 @@ _is_contiguous = torch.Tensor.is_contiguous
 _shape_of = operator.attrgetter("shape")
 _data_ptr = torch.Tensor.data_ptr
 _STRIDED = {torch.strided}
+_local_of = operator.attrgetter("_local_tensor")
+
+
+def _is_dtensor(t) -> bool:
+    # No DTensor can exist before torch.distributed.tensor is imported: do not import it here.
+    module = sys.modules.get("torch.distributed.tensor")
+    cls = getattr(module, "DTensor", None)
+    return cls is not None and isinstance(t, cls)
 
 
 def _is_dense(t: torch.Tensor) -> bool:
@@ -60,6 +69,16 @@ def _is_dense(t: torch.Tensor) -> bool:
             return False
         expected *= size
     return True
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The tensor holding t's elements in this process: a DTensor's local shard (FSDP2), else t.
+    Every rule here is elementwise, so updating the shard is updating the DTensor."""
+    return t._local_tensor if _is_dtensor(t) else t
+
+
+def _local_ptrs(tensors) -> list[int]:
+    return [_local(t).data_ptr() for t in tensors]
 
 
 def _real(t: torch.Tensor) -> torch.Tensor:
@@ -81,7 +100,7 @@ class _GroupPlan:
     __slots__ = (
         "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
         "new_state", "new_rows", "state_tensors", "shapes", "dtype_set",
-        "simple", "master", "columns",
+        "simple", "master", "columns", "dtensor",
     )
 
     def __init__(self):
@@ -105,6 +124,7 @@ class _GroupPlan:
         self.dtype_set: set = set()
         self.simple = False
         self.master = False  # float32 state and master weights for 16-bit parameters
+        self.dtensor = False  # parameters are DTensors: rows point at their local shards
         # (state key, table column) of every tensor a row points at besides param and step.
         self.columns: list[tuple[str, int]] = []
 
@@ -122,6 +142,10 @@ class _GroupPlan:
     def fast_grad_ptrs(self, grads):
         """Pointers of this step's gradients if they all have the common, simple form (CPU,
         strided, contiguous, the parameter's dtype and shape); None means: check one by one."""
+        if self.dtensor:
+            if not all(map(_is_dtensor, grads)):
+                return None
+            grads = list(map(_local_of, grads))
         if (
             self.simple
             and set(map(_dtype_of, grads)) == self.dtype_set
@@ -129,7 +153,9 @@ class _GroupPlan:
             and all(map(_is_contiguous, grads))
             and list(map(_shape_of, grads)) == self.shapes
         ):
-            return array("q", map(_data_ptr, grads))
+            ptrs = array("q", map(_data_ptr, grads))
+            if 0 not in ptrs:  # a tensor subclass without plain storage: check one by one
+                return ptrs
         return None
 
 
@@ -302,7 +328,9 @@ class CoreOptimizer(Optimizer):
             and plan.master == (bool(group.get("master_weights")) and plan.dtype in _MASTER_DTYPES)
             and len(plan.key_params) == len(key_params)
             and all(map(operator.is_, plan.key_params, key_params))
-            and plan.param_ptrs == list(map(_data_ptr, key_params))
+            and plan.param_ptrs == (
+                _local_ptrs(key_params) if plan.dtensor else list(map(_data_ptr, key_params))
+            )
             and plan.still_valid()
         ):
             return plan
@@ -316,6 +344,12 @@ class CoreOptimizer(Optimizer):
             raise RuntimeError(f"{where}: parameter is on {p.device}; optimcore runs on the CPU")
         if p.layout != torch.strided:
             raise RuntimeError(f"{where}: parameter has layout {p.layout}; expected torch.strided")
+        local = _local(p)
+        if local.numel() and not local.data_ptr():
+            raise RuntimeError(
+                f"{where}: parameter ({type(p).__name__}) has no data pointer; optimcore reads "
+                "plain CPU tensors and DTensor shards"
+            )
         dtype = _REAL_OF_COMPLEX.get(p.dtype, p.dtype)
         if dtype not in _DTYPE_CODES:
             kind = "floating-point " if p.is_floating_point() else "non-floating "
@@ -344,7 +378,7 @@ class CoreOptimizer(Optimizer):
         rows = []
         for pi, p in zip(active, key_params):
             self._check_param(gi, pi, p)
-            view = _real(p)
+            view = _real(_local(p))
             if plan.dtype is None:
                 plan.dtype = view.dtype
             elif view.dtype != plan.dtype:
@@ -363,7 +397,7 @@ class CoreOptimizer(Optimizer):
             dense = _is_dense(view)
             flags = 0
             for key, column in plan.columns:
-                s = _real(state[key])
+                s = _real(_local(state[key]))
                 row[column] = s.data_ptr()
                 dense = dense and _same_layout(s, view)
                 if key in flagged:
@@ -375,10 +409,21 @@ class CoreOptimizer(Optimizer):
                 plan.staged.append(len(rows))
             plan.views.append(view)
             rows.append(row)
-        plan.param_ptrs = list(map(_data_ptr, key_params))
-        plan.shapes = list(map(_shape_of, key_params))
+        plan.dtensor = _is_dtensor(key_params[0])
+        if any(_is_dtensor(p) != plan.dtensor for p in key_params):
+            raise RuntimeError(
+                f"optimcore.{type(self).__name__}: param group {gi} mixes DTensor and plain "
+                "parameters; put them in separate param groups"
+            )
+        locals_ = [_local(p) for p in key_params]
+        plan.param_ptrs = [t.data_ptr() for t in locals_]
+        plan.shapes = list(map(_shape_of, locals_))
         plan.dtype_set = {key_params[0].dtype}
-        plan.simple = not plan.staged and all(v.is_contiguous() for v in plan.views)
+        plan.simple = (
+            not plan.staged
+            and all(v.is_contiguous() for v in plan.views)
+            and all(t.numel() for t in locals_)
+        )
         if not plan.new_state:
             plan.record_state(self.state)
         plan.table = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), width)
@@ -470,6 +515,7 @@ class CoreOptimizer(Optimizer):
         ptrs = []
         for k, g in enumerate(grads):
             view = views[k]
+            g = _local(g)
             if g.is_complex():
                 g = torch.view_as_real(g)
             if not (g.dtype == dtype and g.shape == view.shape and g.device.type == "cpu"
@@ -481,6 +527,11 @@ class CoreOptimizer(Optimizer):
                 raise RuntimeError(
                     f"{where}: gradient ({g.dtype}, {tuple(g.shape)}, {g.device}) does not match "
                     f"its parameter ({p.dtype}, {tuple(p.shape)}, {p.device})"
+                )
+            if g.numel() and not g.data_ptr():
+                raise RuntimeError(
+                    f"{self._where(gi, active[k])}: gradient ({type(grads[k]).__name__}) has no "
+                    "data pointer; optimcore reads plain CPU tensors and DTensor shards"
                 )
             if not _same_layout(g, view) and _is_dense(view):
                 g = _like(view, g)  # e.g. a transposed gradient: read it in the param's order
@@ -522,7 +573,7 @@ class CoreOptimizer(Optimizer):
         grad_ptrs[r] = g.data_ptr()
         pairs.append((None, g))  # keeps the gradient copy alive through the kernel
         for key, column in plan.columns:
-            s = _real(state[key])
+            s = _real(_local(state[key]))
             if not _same_layout(s, dense):
                 c = _like(dense, s)
                 pairs.append((s, c))
