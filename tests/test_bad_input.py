@@ -105,13 +105,36 @@ def test_gradient_shape_mismatch(name):
 
 
 @pytest.mark.parametrize("name", RULES)
-def test_mixed_dtypes_in_one_group(name):
-    bad = torch.randn(3, dtype=torch.float64, requires_grad=True)
+def test_bad_hyperparameter_in_a_later_group(name):
+    """A hyperparameter that cannot be used (here a 2-element lr set after construction) raises
+    before group 0 is touched."""
+    opt = two_groups(getattr(optimcore, name), RULES[name], torch.randn(3, requires_grad=True),
+                     lambda p: setattr(p, "grad", torch.randn(3)))
+    opt.param_groups[1]["lr"] = torch.tensor([0.1, 0.2])
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match="param group 1: invalid hyperparameter"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_overlapping_parameter(name):
+    bad = torch.zeros(1).expand(4).detach().requires_grad_()
 
     def give_grad(p):
-        p.grad = torch.randn(3, dtype=torch.float64)
+        p.grad = torch.ones(4)
 
-    check_refused(getattr(optimcore, name), RULES[name], bad, give_grad, "separate param groups")
+    check_refused(getattr(optimcore, name), RULES[name], bad, give_grad, "share memory")
+
+
+def test_sparse_gradient_with_weight_decay():
+    bad = torch.randn(4, 2, requires_grad=True)
+
+    def give_grad(p):
+        p.grad = torch.sparse_coo_tensor([[0, 2]], torch.ones(2, 2), (4, 2), check_invariants=True)
+
+    kwargs = dict(lr=0.1, momentum=0.9, weight_decay=0.1)
+    check_refused(optimcore.SGD, kwargs, bad, give_grad, "weight_decay is not supported")
 
 
 @pytest.mark.parametrize("name", RULES)

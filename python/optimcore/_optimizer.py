@@ -47,6 +47,10 @@ _layout_of = operator.attrgetter("layout")
 _is_cpu = operator.attrgetter("is_cpu")
 _is_contiguous = torch.Tensor.is_contiguous
 _shape_of = operator.attrgetter("shape")
+_placements_of = operator.attrgetter("placements")
+_stride = torch.Tensor.stride
+_is_conj = torch.Tensor.is_conj
+_is_neg = torch.Tensor.is_neg
 _data_ptr = torch.Tensor.data_ptr
 _STRIDED = {torch.strided}
 _local_of = operator.attrgetter("_local_tensor")
@@ -99,8 +103,9 @@ class _GroupPlan:
 
     __slots__ = (
         "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
-        "new_state", "new_rows", "state_tensors", "shapes", "dtype_set",
-        "simple", "master", "columns", "dtensor",
+        "new_state", "new_rows", "state_tensors", "state_ptrs", "shapes", "strides",
+        "dtype_set", "simple", "master", "columns", "dtensor", "complex", "placements",
+        "tracked_keys",
     )
 
     def __init__(self):
@@ -113,14 +118,20 @@ class _GroupPlan:
         self.staged: list[int] = []  # rows whose param/state memory is not one dense span
         self.new_state: list[tuple[torch.Tensor, dict]] = []  # (param, state) to publish
         self.new_rows: list[int] = []  # rows flagged _STATE_IS_NEW until their first step
-        # The state tensors the table points at, checked by identity each step: code that
-        # replaces one (opt.state[p]["exp_avg"] = t) gets a new table. Replacing a whole state
-        # dict is caught optimizer-wide (CoreOptimizer._state_unchanged).
+        # The state tensors the table points at (step included), checked each step by identity
+        # and data pointer: code that replaces one (opt.state[p]["exp_avg"] = t) or its storage
+        # (.data =, set_) gets a new table. Replacing a whole state dict is caught
+        # optimizer-wide (CoreOptimizer._state_unchanged).
         self.state_tensors: tuple = ([], [], [])  # parallel lists: state dict, key, tensor
-        # For the per-step fast path: parameter shapes, {parameter dtype}, and whether every
-        # parameter is contiguous (then a contiguous gradient of the right numel and dtype is
-        # all a row needs).
+        self.state_ptrs: list[int] = []
+        self.tracked_keys: list[str] = []
+        # Parameter (local) shapes and strides when the table was built; with param_ptrs they
+        # catch `p.data = ...`. Also what the per-step fast path compares gradients against,
+        # with {parameter dtype} and whether every parameter is contiguous.
         self.shapes: list = []
+        self.strides: list = []
+        self.complex = False  # complex parameters: gradients may carry conj/neg bits
+        self.placements: list = []  # DTensor placements of the parameters
         self.dtype_set: set = set()
         self.simple = False
         self.master = False  # float32 state and master weights for 16-bit parameters
@@ -128,24 +139,48 @@ class _GroupPlan:
         # (state key, table column) of every tensor a row points at besides param and step.
         self.columns: list[tuple[str, int]] = []
 
-    def still_valid(self) -> bool:
-        if self.new_state:
-            return True  # planned in an earlier step that raised: published on the next run
+    def ptrs(self, tensors) -> list[int]:
+        return _local_ptrs(tensors) if self.dtensor else list(map(_data_ptr, tensors))
+
+    def locals(self, tensors) -> list:
+        return list(map(_local_of, tensors)) if self.dtensor else tensors
+
+    def still_valid(self, key_params) -> bool:
+        """Whether the table still describes these parameters and their state."""
+        if not (
+            len(self.key_params) == len(key_params)
+            and all(map(operator.is_, self.key_params, key_params))
+            and self.param_ptrs == self.ptrs(key_params)
+        ):
+            return False
+        local = self.locals(key_params)
+        if list(map(_shape_of, local)) != self.shapes or list(map(_stride, local)) != self.strides:
+            return False
         dicts, keys, tensors = self.state_tensors
-        return all(map(operator.is_, map(dict.get, dicts, keys), tensors))
+        return (
+            all(map(operator.is_, map(dict.get, dicts, keys), tensors))
+            and self.ptrs(tensors) == self.state_ptrs
+        )
 
     def record_state(self, states) -> None:
         dicts = [states.get(p) for p in self.key_params]
-        triples = [(d, k, d[k]) for d in dicts if d for k, _ in self.columns]
+        triples = [(d, k, d[k]) for d in dicts if d for k in self.tracked_keys if k in d]
         self.state_tensors = tuple(map(list, zip(*triples))) if triples else ([], [], [])
+        self.state_ptrs = self.ptrs(self.state_tensors[2])
 
     def fast_grad_ptrs(self, grads):
         """Pointers of this step's gradients if they all have the common, simple form (CPU,
         strided, contiguous, the parameter's dtype and shape); None means: check one by one."""
         if self.dtensor:
-            if not all(map(_is_dtensor, grads)):
+            # Same placements as the parameter (so never Partial): the shards line up.
+            if not (
+                all(map(_is_dtensor, grads))
+                and list(map(_placements_of, grads)) == self.placements
+            ):
                 return None
             grads = list(map(_local_of, grads))
+        if self.complex and (any(map(_is_conj, grads)) or any(map(_is_neg, grads))):
+            return None
         if (
             self.simple
             and set(map(_dtype_of, grads)) == self.dtype_set
@@ -179,12 +214,15 @@ class CoreOptimizer(Optimizer):
         """True if the kernel fills this state on its first step (no zero-initialisation)."""
         return False
 
-    def _kernel(self, table: int, grads: int, count: int, dtype_code: int, master: bool,
-                group: dict, num_threads: int) -> None:
-        """One kernel call for the group: `table` and `grads` are addresses of the int64 row
-        table and of the gradient pointers, `count` rows; `master`: float32 state and master
-        weights (16-bit parameters with master_weights=True)."""
+    def _hyperparameters(self, group: dict) -> tuple:
+        """The group's hyperparameters as the kernel's scalar arguments (floats and bools),
+        computed while planning so that a bad value raises before anything is written."""
         raise NotImplementedError
+
+    #: The kernel, called once per group as ``_kernel(table, grads, count, dtype_code, master,
+    #: *hyperparameters, num_threads)``: `table` and `grads` are addresses of the int64 row table
+    #: and of the gradient pointers, `count` rows; `master`: float32 state and master weights.
+    _kernel: Callable[..., None]
 
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
         raise NotImplementedError
@@ -197,6 +235,9 @@ class CoreOptimizer(Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
+        if "master_weights" in self.defaults:  # a torch checkpoint has no such key
+            for group in self.param_groups:
+                group.setdefault("master_weights", self.defaults["master_weights"])
         self._plans = {}  # load_state_dict replaced state tensors: rebuild every table
         self._state_seen = (None, [])
 
@@ -252,7 +293,13 @@ class CoreOptimizer(Optimizer):
         if not self._state_unchanged():
             self._plans = {}
         # Validate every group before the first write: a step that raises changes nothing.
-        steps = [self._plan_step(i, g) for i, g in enumerate(self.param_groups)]
+        try:
+            steps = [self._plan_step(i, g) for i, g in enumerate(self.param_groups)]
+        except BaseException:
+            # Plans holding unpublished state would publish it on a later step, over whatever
+            # the caller changes in between: drop them.
+            self._plans = {i: p for i, p in self._plans.items() if not p.new_state}
+            raise
         num_threads = torch.get_num_threads()
         for step in steps:
             if step is not None:
@@ -297,7 +344,7 @@ class CoreOptimizer(Optimizer):
                     + self._sparse_message.format(name=type(self).__name__)
                 )
             for k in sparse:
-                self._check_sparse(gi, active[k], key_params[k], grads[k])
+                self._check_sparse(gi, active[k], key_params[k], grads[k], group)
             sparse_params = [key_params[k] for k in sparse]
             sparse_grads = [grads[k] for k in sparse]
             dense = [k for k in range(len(grads)) if not grads[k].is_sparse]
@@ -305,37 +352,65 @@ class CoreOptimizer(Optimizer):
             key_params = [key_params[k] for k in dense]
             grads = [grads[k] for k in dense]
 
-        if grads:
-            plan = self._cached_plan(gi, group, active, key_params)
-            grad_ptrs = plan.fast_grad_ptrs(grads)
+        try:
+            hyper = self._hyperparameters(group)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"optimcore.{type(self).__name__}: param group {gi}: invalid "
+                             f"hyperparameter: {e}") from e
+        work = []  # (plan, gradients, their pointers): one kernel call each
+        for key, part_active, part_params, part_grads in self._split_by_dtype(
+            gi, active, key_params, grads
+        ):
+            plan = self._cached_plan(key, gi, group, part_active, part_params)
+            grad_ptrs = plan.fast_grad_ptrs(part_grads)
             if grad_ptrs is None:
-                grads, grad_ptrs = self._check_grads(gi, active, plan, grads)
+                part_grads, grad_ptrs = self._check_grads(gi, part_active, plan, part_grads)
+            work.append((plan, part_grads, grad_ptrs))
 
         def run(num_threads: int) -> None:
             if sparse_params:
                 self._sparse_step(group, sparse_params, sparse_grads)
-            if grads:
-                self._run(plan, group, grads, grad_ptrs, num_threads)
+                for p in sparse_params:  # torch updated the parameter: refresh its master copy
+                    master = self.state.get(p, {}).get(_MASTER_KEY)
+                    if master is not None:
+                        master.copy_(p)
+            for plan, part_grads, grad_ptrs in work:
+                self._run(plan, hyper, part_grads, grad_ptrs, num_threads)
 
         return run
 
-    def _cached_plan(self, gi: int, group: dict, active, key_params) -> _GroupPlan:
-        state_keys = self._state_keys(group)
+    def _split_by_dtype(self, gi, active, key_params, grads):
+        """[(cache key, active, params, grads)]: the group as is (key gi), or one part per
+        parameter dtype (key (gi, dtype)): torch allows a group to mix dtypes, a kernel call
+        takes one."""
+        if not key_params:
+            return []
         plan = self._plans.get(gi)
+        if plan is not None and plan.still_valid(key_params):
+            return [(gi, active, key_params, grads)]  # the common case: one dtype, known table
+        dtypes = list(map(_dtype_of, key_params))
+        if len(set(dtypes)) == 1:
+            return [(gi, active, key_params, grads)]
+        parts = {}
+        for a, p, g, dt in zip(active, key_params, grads, dtypes):
+            part = parts.setdefault(dt, ((gi, dt), [], [], []))
+            part[1].append(a)
+            part[2].append(p)
+            part[3].append(g)
+        return list(parts.values())
+
+    def _cached_plan(self, key, gi: int, group: dict, active, key_params) -> _GroupPlan:
+        state_keys = self._state_keys(group)
+        plan = self._plans.get(key)
         if (
             plan is not None
             and plan.state_keys == state_keys
             and plan.master == (bool(group.get("master_weights")) and plan.dtype in _MASTER_DTYPES)
-            and len(plan.key_params) == len(key_params)
-            and all(map(operator.is_, plan.key_params, key_params))
-            and plan.param_ptrs == (
-                _local_ptrs(key_params) if plan.dtensor else list(map(_data_ptr, key_params))
-            )
-            and plan.still_valid()
+            and plan.still_valid(key_params)
         ):
             return plan
         plan = self._build_plan(gi, group, active, key_params, state_keys)
-        self._plans[gi] = plan
+        self._plans[key] = plan
         return plan
 
     def _check_param(self, gi: int, pi: int, p: torch.Tensor) -> None:
@@ -350,6 +425,12 @@ class CoreOptimizer(Optimizer):
                 f"{where}: parameter ({type(p).__name__}) has no data pointer; optimcore reads "
                 "plain CPU tensors and DTensor shards"
             )
+        if local.is_conj() or local.is_neg():
+            raise RuntimeError(f"{where}: parameter is a lazily conjugated/negated view; "
+                               "call resolve_conj()/resolve_neg() on it first")
+        if not _is_dense(local) and torch._debug_has_internal_overlap(local) == 1:
+            raise RuntimeError(f"{where}: parameter has elements that share memory (e.g. from "
+                               "expand()); an in-place update of it is undefined")
         dtype = _REAL_OF_COMPLEX.get(p.dtype, p.dtype)
         if dtype not in _DTYPE_CODES:
             kind = "floating-point " if p.is_floating_point() else "non-floating "
@@ -358,8 +439,12 @@ class CoreOptimizer(Optimizer):
                 f"(supported: float32, float64, bfloat16, float16, complex64, complex128)"
             )
 
-    def _check_sparse(self, gi: int, pi: int, p: torch.Tensor, g: torch.Tensor) -> None:
+    def _check_sparse(self, gi: int, pi: int, p: torch.Tensor, g: torch.Tensor, group) -> None:
         self._check_param(gi, pi, p)
+        if group.get("weight_decay"):
+            # torch.optim.SGD fails here too, but only midway through its step.
+            raise RuntimeError(f"{self._where(gi, pi)}: weight_decay is not supported with a "
+                               "sparse gradient")
         if g.device != p.device or g.dtype != p.dtype or g.shape != p.shape:
             raise RuntimeError(
                 f"{self._where(gi, pi)}: sparse gradient ({g.dtype}, {tuple(g.shape)}, {g.device}) "
@@ -418,6 +503,10 @@ class CoreOptimizer(Optimizer):
         locals_ = [_local(p) for p in key_params]
         plan.param_ptrs = [t.data_ptr() for t in locals_]
         plan.shapes = list(map(_shape_of, locals_))
+        plan.strides = list(map(_stride, locals_))
+        plan.complex = key_params[0].is_complex()
+        plan.placements = [p.placements for p in key_params] if plan.dtensor else []
+        plan.tracked_keys = [k for k, _ in plan.columns] + (["step"] if self._has_step else [])
         plan.dtype_set = {key_params[0].dtype}
         plan.simple = (
             not plan.staged
@@ -515,9 +604,17 @@ class CoreOptimizer(Optimizer):
         ptrs = []
         for k, g in enumerate(grads):
             view = views[k]
+            if plan.dtensor and (
+                not _is_dtensor(g) or g.placements != plan.placements[k]
+            ):
+                raise RuntimeError(
+                    f"{self._where(gi, active[k])}: gradient placements "
+                    f"{getattr(g, 'placements', None)} differ from the parameter's "
+                    f"{plan.placements[k]}; optimcore updates matching local shards only"
+                )
             g = _local(g)
             if g.is_complex():
-                g = torch.view_as_real(g)
+                g = torch.view_as_real(g.resolve_conj().resolve_neg())
             if not (g.dtype == dtype and g.shape == view.shape and g.device.type == "cpu"
                     and g.layout == torch.strided):
                 p = plan.key_params[k]
@@ -540,7 +637,7 @@ class CoreOptimizer(Optimizer):
         return out, array("q", ptrs)
 
     # Running --------------------------------------------------------------------------------
-    def _run(self, plan: _GroupPlan, group: dict, grads, grad_ptrs, num_threads) -> None:
+    def _run(self, plan: _GroupPlan, hyper: tuple, grads, grad_ptrs, num_threads) -> None:
         for p, state in plan.new_state:
             if state:  # like torch, a rule without state (SGD, momentum=0) leaves none
                 self.state[p] = state
@@ -552,7 +649,7 @@ class CoreOptimizer(Optimizer):
         for r in plan.staged:
             write_back += self._stage_row(plan, r, grads[r], grad_ptrs)
         self._kernel(table.data_ptr(), grad_ptrs.buffer_info()[0], table.shape[0],
-                     _DTYPE_CODES[plan.dtype], plan.master, group, num_threads)
+                     _DTYPE_CODES[plan.dtype], plan.master, *hyper, num_threads)
         for original, copy in write_back:
             if original is not None:
                 original.copy_(copy)

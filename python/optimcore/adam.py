@@ -106,16 +106,20 @@ class Adam(CoreOptimizer):
             group.setdefault("differentiable", False)
             group.setdefault("decoupled_weight_decay", False)
             group.setdefault("fused", None)
+            for p in group["params"]:  # very old checkpoints hold a number: torch makes a tensor
+                p_state = self.state.get(p, {})
+                if p_state and not torch.is_tensor(p_state.get("step", 0.0)):
+                    p_state["step"] = torch.tensor(float(p_state["step"]), dtype=torch.float32)
 
     def _state_keys(self, group: dict) -> tuple:
         return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
 
-    def _kernel(self, table, grads, count, dtype_code, master, group, num_threads) -> None:
+    def _hyperparameters(self, group: dict) -> tuple:
         beta1, beta2 = group["betas"]
-        _C.adam_step(
-            table, grads, count, dtype_code, master,
-            _to_float(group["lr"]), _to_float(beta1), _to_float(beta2),
-            _to_float(group["eps"]), _to_float(group["weight_decay"]),
-            bool(group["amsgrad"]), bool(group["maximize"]),
-            bool(group["decoupled_weight_decay"]), num_threads,
+        return (
+            _to_float(group["lr"]), _to_float(beta1), _to_float(beta2), _to_float(group["eps"]),
+            _to_float(group["weight_decay"]), bool(group["amsgrad"]), bool(group["maximize"]),
+            bool(group["decoupled_weight_decay"]),
         )
+
+    _kernel = staticmethod(_C.adam_step)

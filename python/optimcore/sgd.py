@@ -84,13 +84,13 @@ class SGD(CoreOptimizer):
         # torch starts the buffer as a copy of the first (decayed) gradient: the kernel writes it.
         return key == "momentum_buffer"
 
-    def _kernel(self, table, grads, count, dtype_code, master, group, num_threads) -> None:
-        _C.sgd_step(
-            table, grads, count, dtype_code, master,
-            _to_float(group["lr"]), _to_float(group["momentum"]),
-            _to_float(group["dampening"]), _to_float(group["weight_decay"]),
-            bool(group["nesterov"]), bool(group["maximize"]), num_threads,
+    def _hyperparameters(self, group: dict) -> tuple:
+        return (
+            _to_float(group["lr"]), _to_float(group["momentum"]), _to_float(group["dampening"]),
+            _to_float(group["weight_decay"]), bool(group["nesterov"]), bool(group["maximize"]),
         )
+
+    _kernel = staticmethod(_C.sgd_step)
 
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
         momentum = group["momentum"]
