@@ -358,10 +358,10 @@ class CoreOptimizer(Optimizer):
             raise ValueError(f"optimcore.{type(self).__name__}: param group {gi}: invalid "
                              f"hyperparameter: {e}") from e
         work = []  # (plan, gradients, their pointers): one kernel call each
-        for key, part_active, part_params, part_grads in self._split_by_dtype(
-            gi, active, key_params, grads
+        for key, part_active, part_params, part_grads, known_valid in self._split_by_dtype(
+            gi, group, active, key_params, grads
         ):
-            plan = self._cached_plan(key, gi, group, part_active, part_params)
+            plan = self._cached_plan(key, gi, group, part_active, part_params, known_valid)
             grad_ptrs = plan.fast_grad_ptrs(part_grads)
             if grad_ptrs is None:
                 part_grads, grad_ptrs = self._check_grads(gi, part_active, plan, part_grads)
@@ -379,37 +379,38 @@ class CoreOptimizer(Optimizer):
 
         return run
 
-    def _split_by_dtype(self, gi, active, key_params, grads):
-        """[(cache key, active, params, grads)]: the group as is (key gi), or one part per
-        parameter dtype (key (gi, dtype)): torch allows a group to mix dtypes, a kernel call
-        takes one."""
+    def _split_by_dtype(self, gi, group, active, key_params, grads):
+        """[(cache key, active, params, grads, cached table known valid)]: the group as is (key
+        gi), or one part per parameter dtype (key (gi, dtype)): torch allows a group to mix
+        dtypes, a kernel call takes one."""
         if not key_params:
             return []
         plan = self._plans.get(gi)
-        if plan is not None and plan.still_valid(key_params):
-            return [(gi, active, key_params, grads)]  # the common case: one dtype, known table
+        if plan is not None and self._plan_matches(plan, group, key_params):
+            return [(gi, active, key_params, grads, True)]  # the common case: a known table
         dtypes = list(map(_dtype_of, key_params))
         if len(set(dtypes)) == 1:
-            return [(gi, active, key_params, grads)]
+            return [(gi, active, key_params, grads, False)]
         parts = {}
         for a, p, g, dt in zip(active, key_params, grads, dtypes):
-            part = parts.setdefault(dt, ((gi, dt), [], [], []))
+            part = parts.setdefault(dt, ((gi, dt), [], [], [], False))
             part[1].append(a)
             part[2].append(p)
             part[3].append(g)
         return list(parts.values())
 
-    def _cached_plan(self, key, gi: int, group: dict, active, key_params) -> _GroupPlan:
-        state_keys = self._state_keys(group)
-        plan = self._plans.get(key)
-        if (
-            plan is not None
-            and plan.state_keys == state_keys
+    def _plan_matches(self, plan: _GroupPlan, group: dict, key_params) -> bool:
+        return (
+            plan.state_keys == self._state_keys(group)
             and plan.master == (bool(group.get("master_weights")) and plan.dtype in _MASTER_DTYPES)
             and plan.still_valid(key_params)
-        ):
+        )
+
+    def _cached_plan(self, key, gi, group, active, key_params, known_valid) -> _GroupPlan:
+        plan = self._plans.get(key)
+        if plan is not None and (known_valid or self._plan_matches(plan, group, key_params)):
             return plan
-        plan = self._build_plan(gi, group, active, key_params, state_keys)
+        plan = self._build_plan(gi, group, active, key_params, self._state_keys(group))
         self._plans[key] = plan
         return plan
 
@@ -463,7 +464,7 @@ class CoreOptimizer(Optimizer):
         rows = []
         for pi, p in zip(active, key_params):
             self._check_param(gi, pi, p)
-            view = _real(_local(p))
+            view = _real(_local(p).detach())  # an alias: it keeps this storage and metadata
             if plan.dtype is None:
                 plan.dtype = view.dtype
             elif view.dtype != plan.dtype:
