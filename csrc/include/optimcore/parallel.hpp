@@ -10,16 +10,12 @@
 
 #include "optimcore/common.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 OPTIMCORE_NAMESPACE_BEGIN
 
 // Elements each thread must have before a second thread is worth waking.
 constexpr std::size_t kParallelGrain = std::size_t(1) << 15;
-// Thread chunks start on multiples of this many elements (>= one cache line for every type),
-// so two threads never write the same cache line of a tensor.
+// Chunks start on multiples of this many elements (>= one cache line for every type), so two
+// threads never write the same cache line of a tensor that starts on a chunk boundary.
 constexpr std::size_t kChunkAlign = 64;
 
 // Number of threads to use for `total` elements when `max_threads` are allowed.
@@ -31,7 +27,8 @@ inline int threads_for(std::size_t total, int max_threads) {
 
 // Calls body(tensor_index, begin, end) for disjoint element ranges that together cover every
 // element of every tensor exactly once. `numel(i)` gives the size of tensor i. Each call is a
-// contiguous range inside one tensor; the calls of one thread run in tensor order.
+// contiguous range inside one tensor. Work is split into chunks of at least kParallelGrain
+// elements, about four per thread, handed out dynamically.
 template <class Numel, class Body>
 void for_each_range(std::size_t count, Numel numel, int max_threads, Body body) {
   std::size_t total = 0;
@@ -43,36 +40,32 @@ void for_each_range(std::size_t count, Numel numel, int max_threads, Body body) 
     return;
   }
 #if defined(_OPENMP)
-  // Prefix sums let each thread find its first tensor by binary search.
+  // Prefix sums let a chunk find its first tensor by binary search.
   std::unique_ptr<std::size_t[]> offsets(new std::size_t[count + 1]);
   offsets[0] = 0;
   for (std::size_t i = 0; i < count; ++i) offsets[i + 1] = offsets[i] + numel(i);
-#pragma omp parallel num_threads(nthreads)
-  {
-    const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-    const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-    auto bound = [&](std::size_t k) {
-      if (k >= nt) return total;
-      const std::size_t b = total / nt * k + (total % nt) * k / nt;
-      const std::size_t aligned = (b + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
-      return aligned < total ? aligned : total;
-    };
-    std::size_t pos = bound(t);
-    const std::size_t stop = bound(t + 1);
-    if (pos < stop) {
-      // Last tensor i with offsets[i] <= pos.
-      std::size_t lo = 0, hi = count;
-      while (hi - lo > 1) {
-        const std::size_t mid = lo + (hi - lo) / 2;
-        if (offsets[mid] <= pos) lo = mid; else hi = mid;
-      }
-      std::size_t i = lo;
-      while (pos < stop) {
-        const std::size_t end = stop < offsets[i + 1] ? stop : offsets[i + 1];
-        if (end > pos) body(i, pos - offsets[i], end - offsets[i]);
-        pos = end;
-        ++i;
-      }
+  // Chunks are handed out dynamically, several per thread: a thread whose core is busy with
+  // other work (the machine is shared) takes fewer, instead of the step waiting for it.
+  const std::size_t per_thread = total / static_cast<std::size_t>(nthreads);
+  std::size_t chunk = per_thread / 4 > kParallelGrain ? per_thread / 4 : kParallelGrain;
+  chunk = (chunk + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+  const long long chunks = static_cast<long long>((total + chunk - 1) / chunk);
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (long long c = 0; c < chunks; ++c) {
+    std::size_t pos = static_cast<std::size_t>(c) * chunk;
+    const std::size_t stop = pos + chunk < total ? pos + chunk : total;
+    // Last tensor i with offsets[i] <= pos.
+    std::size_t lo = 0, hi = count;
+    while (hi - lo > 1) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (offsets[mid] <= pos) lo = mid; else hi = mid;
+    }
+    std::size_t i = lo;
+    while (pos < stop) {
+      const std::size_t end = stop < offsets[i + 1] ? stop : offsets[i + 1];
+      if (end > pos) body(i, pos - offsets[i], end - offsets[i]);
+      pos = end;
+      ++i;
     }
   }
 #else
