@@ -1,3 +1,8 @@
+"""Adam on one 16M-element tensor with one core kept busy by another process: optimcore vs torch
+fused=True at 1 and 2 threads.
+
+    python bench/bench_busy_core.py
+"""
 import torch, optimcore, time, statistics, subprocess, sys
 def med(opt, n=15):
     ts=[]
