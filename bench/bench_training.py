@@ -108,6 +108,8 @@ def train_16bit(variant, epochs=8, batch=64):
         opt = torch.optim.AdamW(model.parameters(), fused=True, **kwargs)
     elif variant == "bf16 optimcore":
         opt = optimcore.AdamW(model.parameters(), **kwargs)
+    elif variant == "bf16 optimcore stochastic_rounding":
+        opt = optimcore.AdamW(model.parameters(), stochastic_rounding=True, **kwargs)
     else:
         opt = optimcore.AdamW(model.parameters(), master_weights=True, **kwargs)
     times, loss_sum = [], 0.0
@@ -157,7 +159,8 @@ def main():
               "| variant | test accuracy | final train loss | params + state (MB) | "
               "optimizer step ms |", "|---|---|---|---|---|"]
     for variant in ("float32 torch.optim", "float32 optimcore", "bf16 torch.optim (fused)",
-                    "bf16 optimcore", "bf16 optimcore master_weights"):
+                    "bf16 optimcore", "bf16 optimcore stochastic_rounding",
+                    "bf16 optimcore master_weights"):
         r = train_16bit(variant, args.epochs)
         lines.append(f"| {variant} | {r['acc']:.4f} | {r['loss']:.4f} | {r['memory'] / 1e6:.1f} "
                      f"| {r['optim'] * 1e3:.3f} |")

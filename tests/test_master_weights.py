@@ -102,3 +102,35 @@ def test_default_param_groups_match_torch():
     p = [torch.zeros(2, requires_grad=True)]
     assert "master_weights" not in optimcore.AdamW(p).param_groups[0]
     assert optimcore.AdamW(p, master_weights=True).param_groups[0]["master_weights"] is True
+
+
+@pytest.mark.parametrize("master", [False, True])
+@pytest.mark.parametrize("name", ["SGD", "AdamW"])
+def test_stochastic_rounding_is_unbiased_and_reproducible(name, master):
+    """Updates far below a bfloat16 ulp are lost with round-to-nearest; stochastic rounding keeps
+    them on average, and torch.manual_seed makes it reproducible."""
+
+    def run(seed):
+        torch.manual_seed(seed)
+        p = torch.ones(20000, dtype=torch.bfloat16, requires_grad=True)
+        kw = dict(lr=1e-3) if name == "SGD" else dict(lr=1e-4, weight_decay=0.0)
+        opt = getattr(optimcore, name)([p], stochastic_rounding=True, master_weights=master, **kw)
+        for _ in range(50):
+            p.grad = torch.ones_like(p)
+            opt.step()
+        return p.detach()
+
+    a, b, c = run(0), run(0), run(1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    expected = 1 - 50 * (1e-3 if name == "SGD" else 1e-4)  # Adam's steps are ~lr each
+    assert abs(a.float().mean().item() - expected) < 2e-4
+    assert a.unique().numel() > 1  # rounded up or down per element
+
+
+def test_stochastic_rounding_refuses_float16():
+    p = torch.ones(4, dtype=torch.float16, requires_grad=True)
+    opt = optimcore.SGD([p], lr=0.1, stochastic_rounding=True)
+    p.grad = torch.ones_like(p)
+    with pytest.raises(ValueError, match="stochastic_rounding supports bfloat16"):
+        opt.step()
+    assert torch.all(p == 1)

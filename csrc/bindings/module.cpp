@@ -86,7 +86,8 @@ PYBIND11_MODULE(_C, m) {
       "adam_step",
       [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, bool master,
          double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad,
-         bool maximize, bool decoupled_weight_decay, int num_threads) {
+         bool maximize, bool decoupled_weight_decay, bool stochastic_rounding,
+         std::uint64_t seed, int num_threads) {
         oc::AdamOptions o;
         o.lr = lr;
         o.beta1 = beta1;
@@ -96,6 +97,8 @@ PYBIND11_MODULE(_C, m) {
         o.amsgrad = amsgrad;
         o.maximize = maximize;
         o.decoupled_weight_decay = decoupled_weight_decay;
+        o.stochastic_rounding = stochastic_rounding;
+        o.seed = seed;
         const auto* rows = reinterpret_cast<const std::int64_t*>(table);
         const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
         py::gil_scoped_release release;
@@ -105,13 +108,13 @@ PYBIND11_MODULE(_C, m) {
       py::arg("lr"),
       py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
       py::arg("amsgrad"), py::arg("maximize"), py::arg("decoupled_weight_decay"),
-      py::arg("num_threads"));
+      py::arg("stochastic_rounding"), py::arg("seed"), py::arg("num_threads"));
 
   m.def(
       "sgd_step",
       [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, bool master,
          double lr, double momentum, double dampening, double weight_decay, bool nesterov,
-         bool maximize,
+         bool maximize, bool stochastic_rounding, std::uint64_t seed,
          int num_threads) {
         oc::SgdOptions o;
         o.lr = lr;
@@ -120,6 +123,8 @@ PYBIND11_MODULE(_C, m) {
         o.weight_decay = weight_decay;
         o.nesterov = nesterov;
         o.maximize = maximize;
+        o.stochastic_rounding = stochastic_rounding;
+        o.seed = seed;
         const auto* rows = reinterpret_cast<const std::int64_t*>(table);
         const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
         py::gil_scoped_release release;
@@ -128,5 +133,6 @@ PYBIND11_MODULE(_C, m) {
       py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"), py::arg("master"),
       py::arg("lr"),
       py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
-      py::arg("maximize"), py::arg("num_threads"));
+      py::arg("maximize"), py::arg("stochastic_rounding"), py::arg("seed"),
+      py::arg("num_threads"));
 }

@@ -199,11 +199,30 @@ void test_bfloat16_rounding() {
   CHECK(std::isinf(optimcore::load(optimcore::to_bfloat16(INFINITY))), "inf stays inf");
 }
 
+// Stochastic rounding: always one of the two neighbours, and unbiased on average.
+void test_stochastic_rounding() {
+  const float x = 1.0f + 0.3f * 0.0078125f;  // 30% of the way from 1 to the next bfloat16
+  double sum = 0;
+  bool neighbours = true;
+  const int n = 200000;
+  for (int j = 0; j < n; ++j) {
+    const float r = optimcore::load(
+        optimcore::to_bfloat16_stochastic(x, optimcore::random_bits(12345u, std::uint32_t(j))));
+    neighbours = neighbours && (r == 1.0f || r == 1.0078125f);
+    sum += r;
+  }
+  CHECK(neighbours, "stochastic rounding left the two neighbours");
+  CHECK(std::fabs(sum / n - x) < 2e-5, "stochastic rounding is biased: mean %.7f vs %.7f", sum / n,
+        double(x));
+  CHECK(std::isnan(optimcore::load(optimcore::to_bfloat16_stochastic(NAN, 0xFFFFu))), "NaN");
+}
+
 }  // namespace
 
 int main() {
   test_for_each_range();
   test_bfloat16_rounding();
+  test_stochastic_rounding();
   for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(37), std::size_t(70001)}) {
     for (int threads : {1, 2}) {
       for (bool amsgrad : {false, true})

@@ -94,6 +94,14 @@ def _same_layout(t: torch.Tensor, ref: torch.Tensor) -> bool:
     return t.stride() == ref.stride() or (t.is_contiguous() and ref.is_contiguous())
 
 
+def _rounding(group: dict) -> tuple[bool, int]:
+    """(stochastic_rounding, seed) kernel arguments; the seed comes from torch's default
+    generator, so torch.manual_seed makes stochastic rounding reproducible."""
+    if not group.get("stochastic_rounding"):
+        return False, 0
+    return True, int(torch.randint(0, 2**62, ()).item())
+
+
 def _to_float(x: Any) -> float:
     return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
 
@@ -235,9 +243,10 @@ class CoreOptimizer(Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        if "master_weights" in self.defaults:  # a torch checkpoint has no such key
-            for group in self.param_groups:
-                group.setdefault("master_weights", self.defaults["master_weights"])
+        for key in ("master_weights", "stochastic_rounding"):  # a torch checkpoint lacks these
+            if key in self.defaults:
+                for group in self.param_groups:
+                    group.setdefault(key, self.defaults[key])
         self._plans = {}  # load_state_dict replaced state tensors: rebuild every table
         self._state_seen = (None, [])
 
@@ -457,6 +466,11 @@ class CoreOptimizer(Optimizer):
         plan.key_params = list(key_params)
         plan.state_keys = state_keys
         plan.master = bool(group.get("master_weights")) and key_params[0].dtype in _MASTER_DTYPES
+        if group.get("stochastic_rounding") and key_params[0].dtype == torch.float16:
+            raise ValueError(
+                f"optimcore.{type(self).__name__}: param group {gi}: stochastic_rounding supports "
+                "bfloat16 parameters (float16 ones round to nearest: leave it off for them)"
+            )
         plan.columns = [(k, _STATE0 + i) for i, k in enumerate(state_keys) if k is not None]
         if plan.master:
             plan.columns.append((_MASTER_KEY, _MASTER))

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from . import _C
-from ._optimizer import CoreOptimizer, _to_float
+from ._optimizer import CoreOptimizer, _rounding, _to_float
 
 __all__ = ["Adam"]
 
@@ -20,6 +20,8 @@ class Adam(CoreOptimizer):
     ``master_weights=True`` (optimcore only): bfloat16/float16 parameters keep a float32 copy
     (state "master_param") and float32 exp_avg/exp_avg_sq; each step updates the copy and rounds
     it into the parameter, so small updates are not lost to 16-bit rounding.
+    ``stochastic_rounding=True`` (optimcore only): bfloat16 parameters are rounded stochastically
+    (unbiased), with random bits drawn from torch's default generator each step.
     """
 
     _has_step = True
@@ -43,6 +45,7 @@ class Adam(CoreOptimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
         master_weights: bool = False,
+        stochastic_rounding: bool = False,
     ) -> None:
         # Validation mirrors torch/optim/adam.py (2.13), message for message.
         if isinstance(lr, Tensor):
@@ -90,8 +93,11 @@ class Adam(CoreOptimizer):
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
         }
-        if master_weights:  # optimcore's extension; absent by default, so groups match torch's
+        # optimcore's extensions: absent by default, so param groups match torch's
+        if master_weights:
             defaults["master_weights"] = True
+        if stochastic_rounding:
+            defaults["stochastic_rounding"] = True
         super().__init__(params, defaults)
         if fused and differentiable:
             raise RuntimeError("`fused` does not support `differentiable`")
@@ -119,7 +125,7 @@ class Adam(CoreOptimizer):
         return (
             _to_float(group["lr"]), _to_float(beta1), _to_float(beta2), _to_float(group["eps"]),
             _to_float(group["weight_decay"]), bool(group["amsgrad"]), bool(group["maximize"]),
-            bool(group["decoupled_weight_decay"]),
+            bool(group["decoupled_weight_decay"]), *_rounding(group),
         )
 
     _kernel = staticmethod(_C.adam_step)

@@ -31,12 +31,13 @@ class AdamW(Adam):
         differentiable: bool = False,
         fused: bool | None = None,
         master_weights: bool = False,
+        stochastic_rounding: bool = False,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad,
             foreach=foreach, maximize=maximize, capturable=capturable,
             differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
-            master_weights=master_weights,
+            master_weights=master_weights, stochastic_rounding=stochastic_rounding,
         )
 
     # As torch: loading any state into AdamW keeps decoupled weight decay on.

@@ -6,7 +6,7 @@ from torch import Tensor
 from torch.optim.sgd import sgd as _torch_sgd
 
 from . import _C
-from ._optimizer import CoreOptimizer, _to_float
+from ._optimizer import CoreOptimizer, _rounding, _to_float
 
 __all__ = ["SGD"]
 
@@ -21,6 +21,8 @@ class SGD(CoreOptimizer):
     ``master_weights=True`` (optimcore only): bfloat16/float16 parameters keep a float32 copy
     (state "master_param") and float32 momentum; each step updates the copy and rounds it into the
     parameter, so small updates are not lost to 16-bit rounding.
+    ``stochastic_rounding=True`` (optimcore only): bfloat16 parameters are rounded stochastically
+    (unbiased), with random bits drawn from torch's default generator each step.
     """
 
     _supports_sparse = True
@@ -39,6 +41,7 @@ class SGD(CoreOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         master_weights: bool = False,
+        stochastic_rounding: bool = False,
     ) -> None:
         # Validation mirrors torch/optim/sgd.py (2.13), message for message.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -62,8 +65,11 @@ class SGD(CoreOptimizer):
         }
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        if master_weights:  # optimcore's extension; absent by default, so groups match torch's
+        # optimcore's extensions: absent by default, so param groups match torch's
+        if master_weights:
             defaults["master_weights"] = True
+        if stochastic_rounding:
+            defaults["stochastic_rounding"] = True
         super().__init__(params, defaults)
         if fused and differentiable:
             raise RuntimeError("`fused` does not support `differentiable`")
@@ -88,6 +94,7 @@ class SGD(CoreOptimizer):
         return (
             _to_float(group["lr"]), _to_float(group["momentum"]), _to_float(group["dampening"]),
             _to_float(group["weight_decay"]), bool(group["nesterov"]), bool(group["maximize"]),
+            *_rounding(group),
         )
 
     _kernel = staticmethod(_C.sgd_step)

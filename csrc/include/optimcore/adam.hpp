@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct AdamOptions {
   bool amsgrad = false;
   bool maximize = false;
   bool decoupled_weight_decay = false;  // true: AdamW
+  // bfloat16 parameters only: round the updated parameter stochastically (see
+  // to_bfloat16_stochastic), with random bits from `seed`, the tensor's index and the element.
+  bool stochastic_rounding = false;
+  std::uint64_t seed = 0;
 };
 
 }  // namespace optimcore
@@ -62,9 +67,10 @@ struct AdamStepScalars {
   double neg_step_size, bias_correction2_sqrt;
 };
 
-template <bool AMSGRAD, bool L2, bool DECOUPLED, bool MASTER, class T, class S>
+template <bool AMSGRAD, bool L2, bool DECOUPLED, bool MASTER, bool SR, class T, class S>
 void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
-                const AdamScalars<compute_t<T>>& k, const AdamStepScalars& s) {
+                const AdamScalars<compute_t<T>>& k, const AdamStepScalars& s,
+                std::uint32_t stream) {
   using C = compute_t<T>;
   T* OPTIMCORE_RESTRICT param = t.param;
   const T* OPTIMCORE_RESTRICT grad = t.grad;
@@ -110,18 +116,19 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
     exp_avg[j] = store<S>(m);
     exp_avg_sq[j] = store<S>(v);
     if constexpr (MASTER) master[j] = store<S>(p);
-    param[j] = store<T>(p);
+    param[j] = store_param<SR, T>(p, stream, j);
   }
 }
 
-template <bool AMSGRAD, bool L2, bool DECOUPLED, bool MASTER, class T, class S>
+template <bool AMSGRAD, bool L2, bool DECOUPLED, bool MASTER, bool SR, class T, class S>
 void adam_run(const AdamTensor<T, S>* tensors, std::size_t count,
               const AdamScalars<compute_t<T>>& k, const std::vector<AdamStepScalars>& steps,
-              int num_threads) {
+              std::uint64_t seed, int num_threads) {
   for_each_range(
       count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
       [&](std::size_t i, std::size_t b, std::size_t e) {
-        adam_range<AMSGRAD, L2, DECOUPLED, MASTER>(tensors[i], b, e, k, steps[i]);
+        adam_range<AMSGRAD, L2, DECOUPLED, MASTER, SR>(tensors[i], b, e, k, steps[i],
+                                                       SR ? tensor_stream(seed, i) : 0u);
       });
 }
 
@@ -162,13 +169,22 @@ void adam_step(const AdamTensor<T, S>* tensors, std::size_t count, const AdamOpt
                                  static_cast<C>(o.eps)};
   const bool master = tensors[0].master_param != nullptr;
   // Every flag combination is its own loop, so the inner loop has no data-independent branches.
-  auto run = [&](auto amsgrad, auto l2c, auto dec, auto mas) {
+  auto run = [&](auto amsgrad, auto l2c, auto dec, auto mas, auto sr) {
     detail::adam_run<decltype(amsgrad)::value, decltype(l2c)::value, decltype(dec)::value,
-                     decltype(mas)::value>(tensors, count, k, steps, num_threads);
+                     decltype(mas)::value, decltype(sr)::value>(tensors, count, k, steps, o.seed,
+                                                                num_threads);
   };
   using F = std::false_type;
   using Tr = std::true_type;
-  auto with_master = [&](auto a, auto l, auto d) { master ? run(a, l, d, Tr{}) : run(a, l, d, F{}); };
+  auto with_rounding = [&](auto a, auto l, auto d, auto m) {
+    if constexpr (std::is_same<T, bfloat16>::value) {
+      if (o.stochastic_rounding) return run(a, l, d, m, Tr{});
+    }
+    run(a, l, d, m, F{});
+  };
+  auto with_master = [&](auto a, auto l, auto d) {
+    master ? with_rounding(a, l, d, Tr{}) : with_rounding(a, l, d, F{});
+  };
   auto with_decay = [&](auto a) {
     if (l2) with_master(a, Tr{}, F{});
     else if (decoupled) with_master(a, F{}, Tr{});

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define OPTIMCORE_RESTRICT __restrict__
@@ -112,6 +113,50 @@ OPTIMCORE_INLINE float16 store<float16>(float v) {
   return to_float16(v);
 }
 #endif
+
+// Stochastic rounding of a float to bfloat16: round up with probability equal to the distance
+// to the value below, so the rounding error is zero on average and many small updates
+// accumulate in a bfloat16 parameter instead of vanishing (Gupta et al., "Deep Learning with
+// Limited Numerical Precision", 2015). `bits` supplies the randomness (the low 16 are used).
+OPTIMCORE_INLINE bfloat16 to_bfloat16_stochastic(float f, std::uint32_t bits) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  const std::uint32_t rounded = (u + (bits & 0xFFFFu)) >> 16;
+  const bool is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+  return bfloat16{static_cast<std::uint16_t>(is_nan ? ((u >> 16) | 0x0040u) : rounded)};
+}
+
+// Counter-based random bits for element `index` of a stream `seed` (a 32-bit integer hash of
+// their sum: no state, so every thread and chunk computes its elements' bits independently, and
+// the result does not depend on how work is split). Vectorizes.
+OPTIMCORE_INLINE std::uint32_t random_bits(std::uint32_t seed, std::uint32_t index) {
+  std::uint32_t x = seed + index * 0x9E3779B9u;
+  x ^= x >> 16;
+  x *= 0x7FEB352Du;
+  x ^= x >> 15;
+  x *= 0x846CA68Bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// The random stream of tensor `index` in a step seeded with `seed`.
+OPTIMCORE_INLINE std::uint32_t tensor_stream(std::uint64_t seed, std::size_t index) {
+  return random_bits(static_cast<std::uint32_t>(seed ^ (seed >> 32)),
+                     static_cast<std::uint32_t>(index) * 0x85EBCA6Bu + 1u);
+}
+
+// Stores the updated parameter: round to nearest even, or stochastically (bfloat16 only).
+template <bool STOCHASTIC, class T>
+OPTIMCORE_INLINE T store_param(compute_t<T> v, std::uint32_t stream, std::size_t j) {
+  if constexpr (STOCHASTIC) {
+    static_assert(std::is_same<T, bfloat16>::value, "stochastic rounding is for bfloat16");
+    return to_bfloat16_stochastic(v, random_bits(stream, static_cast<std::uint32_t>(j)));
+  } else {
+    (void)stream;
+    (void)j;
+    return store<T>(v);
+  }
+}
 
 // a * b + c, rounded once where the target has FMA and twice elsewhere: exactly what torch's
 // vectorized CPU kernels compute for add(alpha=...) and lerp at the same instruction-set level.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "optimcore/common.hpp"
@@ -22,6 +23,9 @@ struct SgdOptions {
   double weight_decay = 0.0;
   bool nesterov = false;
   bool maximize = false;
+  // bfloat16 parameters only: as AdamOptions::stochastic_rounding.
+  bool stochastic_rounding = false;
+  std::uint64_t seed = 0;
 };
 
 }  // namespace optimcore
@@ -50,9 +54,9 @@ struct SgdScalars {
 };
 
 // MOMENTUM: 0 none, 1 heavy ball, 2 Nesterov.
-template <int MOMENTUM, bool FIRST, bool L2, bool MASTER, class T, class S>
+template <int MOMENTUM, bool FIRST, bool L2, bool MASTER, bool SR, class T, class S>
 void sgd_range(const SgdTensor<T, S>& t, std::size_t begin, std::size_t end,
-               const SgdScalars<compute_t<T>>& k) {
+               const SgdScalars<compute_t<T>>& k, std::uint32_t stream) {
   using C = compute_t<T>;
   T* OPTIMCORE_RESTRICT param = t.param;
   const T* OPTIMCORE_RESTRICT grad = t.grad;
@@ -73,7 +77,7 @@ void sgd_range(const SgdTensor<T, S>& t, std::size_t begin, std::size_t end,
     }
     p = madd(g, neg_lr, p);
     if constexpr (MASTER) master[j] = store<S>(p);
-    param[j] = store<T>(p);
+    param[j] = store_param<SR, T>(p, stream, j);
   }
 }
 
@@ -92,21 +96,30 @@ void sgd_step(const SgdTensor<T, S>* tensors, std::size_t count, const SgdOption
   const int momentum = o.momentum == 0.0 ? 0 : (o.nesterov ? 2 : 1);
   const bool l2 = o.weight_decay != 0.0;
   const bool master = tensors[0].master_param != nullptr;
-  auto run = [&](auto mom, auto l2c, auto mas) {
+  auto run = [&](auto mom, auto l2c, auto mas, auto sr) {
     constexpr int M = decltype(mom)::value;
-    constexpr bool L = decltype(l2c)::value, MA = decltype(mas)::value;
+    constexpr bool L = decltype(l2c)::value, MA = decltype(mas)::value, SR = decltype(sr)::value;
     for_each_range(
         count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
         [&](std::size_t i, std::size_t b, std::size_t e) {
+          const std::uint32_t stream = SR ? tensor_stream(o.seed, i) : 0u;
           if (M != 0 && tensors[i].momentum_buffer_is_new)
-            detail::sgd_range<M, true, L, MA>(tensors[i], b, e, k);
+            detail::sgd_range<M, true, L, MA, SR>(tensors[i], b, e, k, stream);
           else
-            detail::sgd_range<M, false, L, MA>(tensors[i], b, e, k);
+            detail::sgd_range<M, false, L, MA, SR>(tensors[i], b, e, k, stream);
         });
   };
   using F = std::false_type;
   using Tr = std::true_type;
-  auto with_master = [&](auto m, auto l) { master ? run(m, l, Tr{}) : run(m, l, F{}); };
+  auto with_rounding = [&](auto m, auto l, auto ma) {
+    if constexpr (std::is_same<T, bfloat16>::value) {
+      if (o.stochastic_rounding) return run(m, l, ma, Tr{});
+    }
+    run(m, l, ma, F{});
+  };
+  auto with_master = [&](auto m, auto l) {
+    master ? with_rounding(m, l, Tr{}) : with_rounding(m, l, F{});
+  };
   auto with_decay = [&](auto m) { l2 ? with_master(m, Tr{}) : with_master(m, F{}); };
   switch (momentum) {
     case 0: with_decay(std::integral_constant<int, 0>{}); break;
