@@ -153,7 +153,7 @@ void adam_step(const AdamTensor<T, S>* tensors, std::size_t count, const AdamOpt
       const double bias_correction1 = 1.0 - std::pow(o.beta1, t);
       const double bias_correction2 = 1.0 - std::pow(o.beta2, t);
       last.neg_step_size = -(o.lr / bias_correction1);
-      last.bias_correction2_sqrt = std::sqrt(bias_correction2);
+      last.bias_correction2_sqrt = std::pow(bias_correction2, 0.5);  // torch: bc2 ** 0.5
       last_step = step;
     }
     steps[i] = last;
