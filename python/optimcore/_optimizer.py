@@ -52,6 +52,7 @@ _stride = torch.Tensor.stride
 _is_conj = torch.Tensor.is_conj
 _is_neg = torch.Tensor.is_neg
 _data_ptr = torch.Tensor.data_ptr
+_numel = torch.Tensor.numel
 _STRIDED = {torch.strided}
 _local_of = operator.attrgetter("_local_tensor")
 
@@ -113,7 +114,7 @@ class _GroupPlan:
         "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
         "new_state", "new_rows", "state_tensors", "state_ptrs", "shapes", "strides",
         "dtype_set", "simple", "master", "columns", "dtensor", "complex", "placements",
-        "tracked_keys",
+        "tracked_keys", "numels", "contiguous",
     )
 
     def __init__(self):
@@ -138,6 +139,8 @@ class _GroupPlan:
         # with {parameter dtype} and whether every parameter is contiguous.
         self.shapes: list = []
         self.strides: list = []
+        self.numels: list[int] = []
+        self.contiguous = False  # every parameter contiguous: then ptr + numel fix its span
         self.complex = False  # complex parameters: gradients may carry conj/neg bits
         self.placements: list = []  # DTensor placements of the parameters
         self.dtype_set: set = set()
@@ -162,7 +165,15 @@ class _GroupPlan:
         ):
             return False
         local = self.locals(key_params)
-        if list(map(_shape_of, local)) != self.shapes or list(map(_stride, local)) != self.strides:
+        # An elementwise kernel needs each parameter's memory span and order: for contiguous
+        # parameters the data pointer, numel and contiguity fix them (cheaper than shape and
+        # strides, which are tuples built per call).
+        if list(map(_numel, local)) != self.numels:
+            return False
+        if self.contiguous:
+            if not all(map(_is_contiguous, local)):
+                return False
+        elif list(map(_stride, local)) != self.strides or list(map(_shape_of, local)) != self.shapes:
             return False
         dicts, keys, tensors = self.state_tensors
         return (
@@ -519,6 +530,8 @@ class CoreOptimizer(Optimizer):
         plan.param_ptrs = [t.data_ptr() for t in locals_]
         plan.shapes = list(map(_shape_of, locals_))
         plan.strides = list(map(_stride, locals_))
+        plan.numels = list(map(_numel, locals_))
+        plan.contiguous = all(t.is_contiguous() for t in locals_)
         plan.complex = key_params[0].is_complex()
         plan.placements = [p.placements for p in key_params] if plan.dtensor else []
         plan.tracked_keys = [k for k, _ in plan.columns] + (["step"] if self._has_step else [])

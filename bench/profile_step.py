@@ -1,0 +1,81 @@
+"""Where an optimcore step spends its time with many small tensors: the per-tensor cost of each
+part of the Python step (reading gradients, the checks that keep the cached pointer table valid,
+the gradient checks) against the kernel itself, in microseconds per tensor.
+
+    python bench/profile_step.py [--tensors 2000] [--numel 256] [--rule Adam]
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+import statistics
+import time
+
+import torch
+
+import optimcore
+from optimcore import _optimizer as core
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tensors", type=int, default=2000)
+    parser.add_argument("--numel", type=int, default=256)
+    parser.add_argument("--rule", default="Adam", choices=["Adam", "AdamW", "SGD"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    params = [torch.randn(args.numel).requires_grad_() for _ in range(args.tensors)]
+    for p in params:
+        p.grad = torch.randn(args.numel)
+    kwargs = dict(momentum=0.9) if args.rule == "SGD" else {}
+    opt = getattr(optimcore, args.rule)(params, lr=1e-3, **kwargs)
+    ref = getattr(torch.optim, args.rule)(
+        [p.detach().clone().requires_grad_() for p in params], lr=1e-3, fused=True, **kwargs)
+    for p, q in zip(params, ref.param_groups[0]["params"]):
+        q.grad = p.grad.clone()
+    opt.step()
+    ref.step()
+    group = opt.param_groups[0]
+    plan = opt._plans[0]
+    grads = [p.grad for p in params]
+    dicts, keys, tensors = plan.state_tensors
+
+    def per_tensor(fn, reps=25):
+        times = []
+        for _ in range(reps):
+            opt.step()  # a real step in between, so caches are as cold as in training
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1e6 / args.tensors
+
+    rows = [
+        ("whole optimcore step", per_tensor(opt.step)),
+        ("torch fused=True step", per_tensor(ref.step)),
+        ("  read p.grad", per_tensor(lambda: list(map(core._grad_of, params)))),
+        ("  table check: parameter data_ptr", per_tensor(lambda: plan.ptrs(params))),
+        ("  table check: parameter shape", per_tensor(lambda: list(map(core._shape_of, params)))),
+        ("  table check: parameter strides", per_tensor(lambda: list(map(core._stride, params)))),
+        ("  table check: state identity", per_tensor(
+            lambda: all(map(operator.is_, map(dict.get, dicts, keys), tensors)))),
+        (f"  table check: state data_ptr ({len(tensors) // args.tensors} per tensor)",
+         per_tensor(lambda: plan.ptrs(tensors))),
+        ("  gradient checks + data_ptr", per_tensor(lambda: plan.fast_grad_ptrs(grads))),
+        ("  kernel (C++)", per_tensor(lambda: opt._kernel(
+            plan.table.data_ptr(), plan.fast_grad_ptrs(grads).buffer_info()[0],
+            args.tensors, core._DTYPE_CODES[plan.dtype], plan.master,
+            *opt._hyperparameters(group), args.threads)) - per_tensor(
+            lambda: plan.fast_grad_ptrs(grads))),
+    ]
+    print(f"{args.rule}, {args.tensors} tensors of {args.numel} elements, {args.threads} thread(s); "
+          "median microseconds per tensor\n")
+    print("| part | us per tensor |")
+    print("|---|---|")
+    for name, us in rows:
+        print(f"| {name} | {us:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
