@@ -643,7 +643,10 @@ class CoreOptimizer(Optimizer):
             g = _local(g)
             if g.is_complex():
                 g = torch.view_as_real(g.resolve_conj().resolve_neg())
-            if not (g.dtype == dtype and g.shape == view.shape and g.device.type == "cpu"
+            # The parameter's current shape: the table only needs its span, which a reshape
+            # in place (p.data = p.data.view(...)) keeps.
+            shape = _real(_local(plan.key_params[k])).shape
+            if not (g.dtype == dtype and g.shape == shape and g.device.type == "cpu"
                     and g.layout == torch.strided):
                 p = plan.key_params[k]
                 where = self._where(gi, active[k])
