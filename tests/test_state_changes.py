@@ -130,10 +130,3 @@ def test_failed_step_does_not_undo_later_edits():
     opt.step()
     torch.testing.assert_close(opt.state[a]["exp_avg"], torch.full((3,), 0.9 * 7 + 0.1))
 
-
-@pytest.mark.parametrize("name", RULES)
-def test_parameter_reshaped_in_place(name):
-    def edit(opt, params):
-        params[0].data = params[0].data.view(16)  # same memory, other shape
-
-    assert_same(*twin(name, square, edit))
