@@ -56,8 +56,9 @@ def main():
         ("torch fused=True step", per_tensor(ref.step)),
         ("  read p.grad", per_tensor(lambda: list(map(core._grad_of, params)))),
         ("  table check: parameter data_ptr", per_tensor(lambda: plan.ptrs(params))),
-        ("  table check: parameter shape", per_tensor(lambda: list(map(core._shape_of, params)))),
-        ("  table check: parameter strides", per_tensor(lambda: list(map(core._stride, params)))),
+        ("  table check: parameter numel", per_tensor(lambda: list(map(core._numel, params)))),
+        ("  table check: parameter contiguity", per_tensor(
+            lambda: all(map(core._is_contiguous, params)))),
         ("  table check: state identity", per_tensor(
             lambda: all(map(operator.is_, map(dict.get, dicts, keys), tensors)))),
         (f"  table check: state data_ptr ({len(tensors) // args.tensors} per tensor)",
