@@ -63,6 +63,14 @@ def train(net, opt, steps, start=0, scheduler=None, closure=False):
     return losses
 
 
+def trained(name, steps, lib=optimcore):
+    """A model and its optimizer after `steps` training steps."""
+    net = model()
+    opt = getattr(lib, name)(net.parameters(), **RULES[name])
+    train(net, opt, steps)
+    return net, opt
+
+
 def assert_same_params(a, b):
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb, **TOL[torch.float64])
@@ -131,10 +139,7 @@ def test_checkpoint_interchange(name, direction):
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
 def test_state_layout_matches_torch(name):
-    ref_cls, cls = pair(name)
-    net = model()
-    opt = cls(net.parameters(), **RULES[name])
-    train(net, opt, 1)
+    net, opt = trained(name, 1)
     state = opt.state_dict()["state"]
     assert sorted(state) == list(range(4))
     amsgrad = {"max_exp_avg_sq"} if RULES[name].get("amsgrad") else set()
@@ -158,10 +163,8 @@ def test_sgd_state_layout_matches_torch():
 
 @pytest.mark.parametrize("name", RULES)
 def test_mismatched_checkpoint_raises_and_changes_nothing(name):
-    ref_cls, cls = pair(name)
-    net = model()
-    opt = cls(net.parameters(), **RULES[name])
-    train(net, opt, 2)
+    ref_cls = getattr(torch.optim, name)
+    net, opt = trained(name, 2)
     before = copy.deepcopy(opt.state_dict())
     other = ref_cls(torch.nn.Linear(6, 2).double().parameters(), **RULES[name])
     with pytest.raises(ValueError) as ours:
@@ -207,10 +210,7 @@ def test_hooks(name):
 
 @pytest.mark.parametrize("name", RULES)
 def test_zero_grad(name):
-    _, cls = pair(name)
-    net = model()
-    opt = cls(net.parameters(), **RULES[name])
-    train(net, opt, 1)
+    net, opt = trained(name, 1)
     opt.zero_grad(set_to_none=False)
     assert all(p.grad is not None and not p.grad.any() for p in net.parameters())
     opt.zero_grad()
@@ -221,10 +221,7 @@ def test_zero_grad(name):
 
 @pytest.mark.parametrize("name", RULES)
 def test_pickle_and_deepcopy(name):
-    _, cls = pair(name)
-    net = model()
-    opt = cls(net.parameters(), **RULES[name])
-    train(net, opt, 2)
+    net, opt = trained(name, 2)
     clone = copy.deepcopy(opt)
     assert_same_state_exact(clone.state_dict(), opt.state_dict())
     restored = pickle.loads(pickle.dumps(opt))

@@ -490,13 +490,7 @@ class CoreOptimizer(Optimizer):
         for pi, p in zip(active, key_params):
             self._check_param(gi, pi, p)
             view = _real(_local(p).detach())  # an alias: it keeps this storage and metadata
-            if plan.dtype is None:
-                plan.dtype = view.dtype
-            elif view.dtype != plan.dtype:
-                raise RuntimeError(
-                    f"{self._where(gi, pi)}: parameter dtype {p.dtype} differs from the group's "
-                    f"{plan.dtype}; put parameters of different dtypes in separate param groups"
-                )
+            plan.dtype = view.dtype  # one dtype per plan: _split_by_dtype made it so
             state, flagged, changed = self._planned_state(gi, pi, p, state_keys, plan.master)
             if changed:
                 plan.new_state.append((p, state))
