@@ -134,3 +134,56 @@ def test_stochastic_rounding_refuses_float16():
     with pytest.raises(ValueError, match="stochastic_rounding supports bfloat16"):
         opt.step()
     assert torch.all(p == 1)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_outside_writes_to_the_parameter_win_over_the_master_copy(name):
+    """model.load_state_dict, clamp_ or re-initialisation write the parameter: the master copy
+    follows them instead of undoing them on the next step."""
+    p = torch.randn(4, 4, dtype=torch.bfloat16, requires_grad=True)
+    opt = getattr(optimcore, name)([p], master_weights=True, **RULES[name])
+    for _ in range(2):
+        p.grad = torch.randn_like(p)
+        opt.step()
+    with torch.no_grad():
+        p.fill_(5.0)
+    p.grad = torch.zeros_like(p)
+    opt.step()
+    expected = 5.0 * (1 - RULES[name]["lr"] * RULES[name].get("weight_decay", 0.0))
+    if name != "AdamW":  # zero gradient: SGD/Adam only apply momentum, which is small here
+        assert torch.allclose(p.float(), torch.full((4, 4), 5.0), atol=0.3)
+    else:
+        assert torch.allclose(p.float(), torch.full((4, 4), expected), atol=0.3)
+    assert torch.allclose(opt.state[p]["master_param"], p.float(), atol=0.05)
+
+
+def test_master_copy_refreshed_after_torch_trained_the_checkpoint():
+    p = torch.randn(64, dtype=torch.bfloat16, requires_grad=True)
+    opt = optimcore.AdamW([p], master_weights=True, lr=1e-2)
+    p.grad = torch.randn_like(p)
+    opt.step()
+    ref = torch.optim.AdamW([p], lr=1e-2)
+    ref.load_state_dict(opt.state_dict())
+    for _ in range(20):
+        p.grad = torch.randn_like(p)
+        ref.step()
+    trained = p.detach().clone()
+    back = optimcore.AdamW([p], master_weights=True, lr=1e-2)
+    back.load_state_dict(ref.state_dict())
+    p.grad = torch.zeros_like(p)
+    back.step()
+    assert (p.float() - trained.float()).abs().max() < 0.1  # no jump back to the stale copy
+
+
+def test_stochastic_rounding_float16_checked_every_step_and_rng_untouched_on_failure():
+    p = torch.ones(4, dtype=torch.float16, requires_grad=True)
+    opt = optimcore.SGD([p], lr=0.1)
+    p.grad = torch.ones_like(p)
+    opt.step()
+    opt.param_groups[0]["stochastic_rounding"] = True
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="stochastic_rounding supports bfloat16"):
+        opt.step()
+    after_failure = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(after_failure, torch.rand(1))

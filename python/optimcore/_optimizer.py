@@ -48,6 +48,7 @@ _is_cpu = operator.attrgetter("is_cpu")
 _is_contiguous = torch.Tensor.is_contiguous
 _shape_of = operator.attrgetter("shape")
 _placements_of = operator.attrgetter("placements")
+_version_of = operator.attrgetter("_version")
 _stride = torch.Tensor.stride
 _is_conj = torch.Tensor.is_conj
 _is_neg = torch.Tensor.is_neg
@@ -95,14 +96,6 @@ def _same_layout(t: torch.Tensor, ref: torch.Tensor) -> bool:
     return t.stride() == ref.stride() or (t.is_contiguous() and ref.is_contiguous())
 
 
-def _rounding(group: dict) -> tuple[bool, int]:
-    """(stochastic_rounding, seed) kernel arguments; the seed comes from torch's default
-    generator, so torch.manual_seed makes stochastic rounding reproducible."""
-    if not group.get("stochastic_rounding"):
-        return False, 0
-    return True, int(torch.randint(0, 2**62, ()).item())
-
-
 def _to_float(x: Any) -> float:
     return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
 
@@ -114,7 +107,7 @@ class _GroupPlan:
         "key_params", "param_ptrs", "state_keys", "dtype", "views", "table", "staged",
         "new_state", "new_rows", "state_tensors", "state_ptrs", "shapes", "strides",
         "dtype_set", "simple", "master", "columns", "dtensor", "complex", "placements",
-        "tracked_keys", "numels", "contiguous",
+        "tracked_keys", "numels", "contiguous", "versions", "refresh",
     )
 
     def __init__(self):
@@ -141,6 +134,12 @@ class _GroupPlan:
         self.strides: list = []
         self.numels: list[int] = []
         self.contiguous = False  # every parameter contiguous: then ptr + numel fix its span
+        # Master weights: the parameters' version counters after the last step (the kernel
+        # writes through pointers and leaves them unchanged), so an outside write to a parameter
+        # (load_state_dict, clamp_, re-initialisation) shows; `refresh` lists the rows whose
+        # master copy must be re-read from the parameter before the next kernel call.
+        self.versions: list[int] = []
+        self.refresh: list[int] = []
         self.complex = False  # complex parameters: gradients may carry conj/neg bits
         self.placements: list = []  # DTensor placements of the parameters
         self.dtype_set: set = set()
@@ -168,7 +167,7 @@ class _GroupPlan:
         # An elementwise kernel needs each parameter's memory span and order: for contiguous
         # parameters the data pointer, numel and contiguity fix them (cheaper than shape and
         # strides, which are tuples built per call).
-        if list(map(_numel, local)) != self.numels:
+        if list(map(_numel, local)) != self.numels or set(map(_dtype_of, local)) != self.dtype_set:
             return False
         if self.contiguous:
             if not all(map(_is_contiguous, local)):
@@ -377,11 +376,22 @@ class CoreOptimizer(Optimizer):
         except (TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"optimcore.{type(self).__name__}: param group {gi}: invalid "
                              f"hyperparameter: {e}") from e
+        stochastic = bool(group.get("stochastic_rounding"))
         work = []  # (plan, gradients, their pointers): one kernel call each
         for key, part_active, part_params, part_grads, known_valid in self._split_by_dtype(
             gi, group, active, key_params, grads
         ):
             plan = self._cached_plan(key, gi, group, part_active, part_params, known_valid)
+            if stochastic and plan.dtype == torch.float16:
+                raise ValueError(
+                    f"optimcore.{type(self).__name__}: param group {gi}: stochastic_rounding "
+                    "supports bfloat16 parameters (float16 ones round to nearest: leave it off)"
+                )
+            if plan.master:
+                versions = list(map(_version_of, part_params))
+                if versions != plan.versions:
+                    plan.refresh = sorted(set(plan.refresh) | {
+                        r for r, (a, b) in enumerate(zip(versions, plan.versions)) if a != b})
             grad_ptrs = plan.fast_grad_ptrs(part_grads)
             if grad_ptrs is None:
                 part_grads, grad_ptrs = self._check_grads(gi, part_active, plan, part_grads)
@@ -395,7 +405,11 @@ class CoreOptimizer(Optimizer):
                     if master is not None:
                         master.copy_(p)
             for plan, part_grads, grad_ptrs in work:
-                self._run(plan, hyper, part_grads, grad_ptrs, num_threads)
+                # Drawn only now, and only where it is used: a step that raises, or a group
+                # without bfloat16 parameters, leaves torch's generator where it was.
+                sr = stochastic and plan.dtype == torch.bfloat16
+                seed = int(torch.randint(0, 2**62, ()).item()) if sr else 0
+                self._run(plan, hyper + (sr, seed), part_grads, grad_ptrs, num_threads)
 
         return run
 
@@ -477,11 +491,6 @@ class CoreOptimizer(Optimizer):
         plan.key_params = list(key_params)
         plan.state_keys = state_keys
         plan.master = bool(group.get("master_weights")) and key_params[0].dtype in _MASTER_DTYPES
-        if group.get("stochastic_rounding") and key_params[0].dtype == torch.float16:
-            raise ValueError(
-                f"optimcore.{type(self).__name__}: param group {gi}: stochastic_rounding supports "
-                "bfloat16 parameters (float16 ones round to nearest: leave it off for them)"
-            )
         plan.columns = [(k, _STATE0 + i) for i, k in enumerate(state_keys) if k is not None]
         if plan.master:
             plan.columns.append((_MASTER_KEY, _MASTER))
@@ -494,6 +503,8 @@ class CoreOptimizer(Optimizer):
             state, flagged, changed = self._planned_state(gi, pi, p, state_keys, plan.master)
             if changed:
                 plan.new_state.append((p, state))
+            if plan.master and not _master_matches(state[_MASTER_KEY], p):
+                plan.refresh.append(len(rows))
             row = [0] * width
             row[_PARAM] = view.data_ptr()
             row[_NUMEL] = view.numel()
@@ -526,6 +537,8 @@ class CoreOptimizer(Optimizer):
         plan.strides = list(map(_stride, locals_))
         plan.numels = list(map(_numel, locals_))
         plan.contiguous = all(t.is_contiguous() for t in locals_)
+        if plan.master:
+            plan.versions = list(map(_version_of, key_params))
         plan.complex = key_params[0].is_complex()
         plan.placements = [p.placements for p in key_params] if plan.dtensor else []
         plan.tracked_keys = [k for k, _ in plan.columns] + (["step"] if self._has_step else [])
@@ -592,6 +605,8 @@ class CoreOptimizer(Optimizer):
                 continue
             if not isinstance(s, torch.Tensor):
                 raise RuntimeError(f"{where}: state '{key}' is a {type(s).__name__}, not a Tensor")
+            if s.layout != torch.strided:
+                raise RuntimeError(f"{where}: state '{key}' has layout {s.layout}")
             if (
                 p.dtype in _MASTER_DTYPES
                 and s.dtype in (torch.float32, p.dtype)
@@ -670,6 +685,10 @@ class CoreOptimizer(Optimizer):
             plan.new_state = []
             plan.record_state(self.state)
         table = plan.table
+        for r in plan.refresh:  # the parameter was written from outside: it is the truth now
+            p = plan.key_params[r]
+            self.state[p][_MASTER_KEY].copy_(p)
+        plan.refresh = []
         write_back = []
         for r in plan.staged:
             write_back += self._stage_row(plan, r, grads[r], grad_ptrs)
@@ -681,6 +700,8 @@ class CoreOptimizer(Optimizer):
         if plan.new_rows:
             table[plan.new_rows, _FLAGS] &= ~_STATE_IS_NEW
             plan.new_rows = []
+        if plan.master:  # after any write-back above, which counts as our own write
+            plan.versions = list(map(_version_of, plan.key_params))
 
     def _stage_row(self, plan: _GroupPlan, r: int, grad: torch.Tensor, grad_ptrs) -> list:
         """Point row r at dense copies of its tensors, for layouts the kernels cannot walk as one
@@ -702,6 +723,15 @@ class CoreOptimizer(Optimizer):
                 s = c
             plan.table[r, column] = s.data_ptr()
         return pairs
+
+
+def _master_matches(master: torch.Tensor, p: torch.Tensor) -> bool:
+    """Whether the float32 master copy still rounds (nearest or stochastically) to the 16-bit
+    parameter, i.e. nothing outside the optimizer has written the parameter since."""
+    if master.shape != p.shape:
+        return False
+    info = torch.finfo(p.dtype)
+    return bool(torch.isclose(master, p.float(), rtol=info.eps, atol=info.tiny).all())
 
 
 def _like(ref: torch.Tensor, src: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from . import _C
-from ._optimizer import CoreOptimizer, _rounding, _to_float
+from ._optimizer import CoreOptimizer, _to_float
 
 __all__ = ["Adam"]
 
@@ -125,7 +125,7 @@ class Adam(CoreOptimizer):
         return (
             _to_float(group["lr"]), _to_float(beta1), _to_float(beta2), _to_float(group["eps"]),
             _to_float(group["weight_decay"]), bool(group["amsgrad"]), bool(group["maximize"]),
-            bool(group["decoupled_weight_decay"]), *_rounding(group),
+            bool(group["decoupled_weight_decay"]),
         )
 
     _kernel = staticmethod(_C.adam_step)

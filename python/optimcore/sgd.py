@@ -6,7 +6,7 @@ from torch import Tensor
 from torch.optim.sgd import sgd as _torch_sgd
 
 from . import _C
-from ._optimizer import CoreOptimizer, _rounding, _to_float
+from ._optimizer import CoreOptimizer, _to_float
 
 __all__ = ["SGD"]
 
@@ -94,7 +94,6 @@ class SGD(CoreOptimizer):
         return (
             _to_float(group["lr"]), _to_float(group["momentum"]), _to_float(group["dampening"]),
             _to_float(group["weight_decay"]), bool(group["nesterov"]), bool(group["maximize"]),
-            *_rounding(group),
         )
 
     _kernel = staticmethod(_C.sgd_step)

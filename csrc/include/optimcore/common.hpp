@@ -36,6 +36,14 @@
   }                             \
   }
 
+// x != x is the cheapest NaN test (one compare instruction), but -ffast-math / -ffinite-math-only
+// lets the compiler assume it false: there the bit test is used.
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+#define OPTIMCORE_IS_NAN_BITS(u, f) (((u) & 0x7FFFFFFFu) > 0x7F800000u)
+#else
+#define OPTIMCORE_IS_NAN_BITS(u, f) ((f) != (f))
+#endif
+
 OPTIMCORE_NAMESPACE_BEGIN
 
 // Storage-only 16-bit types: the bits of a torch.bfloat16 / torch.float16 element.
@@ -76,8 +84,8 @@ OPTIMCORE_INLINE bfloat16 to_bfloat16(float f) {
   std::uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  // NaN test as a float compare: one instruction where an integer mask-and-compare takes three.
-  return bfloat16{static_cast<std::uint16_t>(f != f ? ((u >> 16) | 0x0040u) : rounded)};
+  return bfloat16{
+      static_cast<std::uint16_t>(OPTIMCORE_IS_NAN_BITS(u, f) ? ((u >> 16) | 0x0040u) : rounded)};
 }
 
 #if defined(__FLT16_MANT_DIG__)
@@ -122,7 +130,8 @@ OPTIMCORE_INLINE bfloat16 to_bfloat16_stochastic(float f, std::uint32_t bits) {
   std::uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   const std::uint32_t rounded = (u + (bits & 0xFFFFu)) >> 16;
-  return bfloat16{static_cast<std::uint16_t>(f != f ? ((u >> 16) | 0x0040u) : rounded)};
+  return bfloat16{
+      static_cast<std::uint16_t>(OPTIMCORE_IS_NAN_BITS(u, f) ? ((u >> 16) | 0x0040u) : rounded)};
 }
 
 // Counter-based random bits for element `index` of a stream `seed` (a 32-bit integer hash of
