@@ -337,3 +337,30 @@ def test_foreach_and_fused_are_accepted(name):
             assert opt.param_groups[0]["foreach"] == kw.get("foreach")
         for pa, pb in zip(runs[0].parameters(), runs[1].parameters()):
             torch.testing.assert_close(pa, pb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_grad_scaler_and_swalr(name):
+    """AMP's GradScaler (unscale, inf checks, skipped steps) and swa_utils.SWALR drive optimcore
+    exactly as they drive torch.optim."""
+    from torch.optim.swa_utils import SWALR
+
+    results = []
+    for lib in (torch.optim, optimcore):
+        net = model().float()
+        opt = getattr(lib, name)(net.parameters(), **RULES[name])
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+        swa = SWALR(opt, swa_lr=0.005, anneal_epochs=3)
+        for step in range(6):
+            x, y = batch(step)
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(net(x.float()), y.float())
+            if step == 2:
+                loss = loss * float("inf")  # an overflow step: the scaler must skip it
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            swa.step()
+        results.append(net)
+    for a, b in zip(results[0].parameters(), results[1].parameters()):
+        torch.testing.assert_close(b, a, rtol=2e-5, atol=1e-6)
