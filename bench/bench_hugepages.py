@@ -1,36 +1,68 @@
-"""Does madvise(MADV_HUGEPAGE) on optimizer buffers speed up a 16M-element Adam step? Prints the
-median step with 4 KiB pages and with transparent huge pages, twice each.
+"""Does madvise(MADV_HUGEPAGE) on the buffers of a 16M-element Adam step make it faster? Prints
+the median step with 4 KiB pages and with transparent huge pages, twice each (Linux only; in
+THP "madvise" mode only advised memory gets huge pages).
 
-    python bench/bench_hugepages.py THREADS
+    python bench/bench_hugepages.py [THREADS]
 """
-import torch, optimcore, ctypes, time, statistics, sys
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+from __future__ import annotations
+
+import ctypes
+import statistics
+import sys
+import time
+
+import torch
+
+import optimcore
+
+HUGE_PAGE = 2 << 20
 MADV_HUGEPAGE = 14
-def huge(t):
-    start = (t.data_ptr() + (2<<20) - 1) // (2<<20) * (2<<20)
-    end = (t.data_ptr() + t.nbytes) // (2<<20) * (2<<20)
-    if end > start:
-        r = libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), MADV_HUGEPAGE)
-        assert r == 0, ctypes.get_errno()
-def make(hp):
-    ts = []
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+def advise_huge_pages(t: torch.Tensor) -> None:
+    start = (t.data_ptr() + HUGE_PAGE - 1) // HUGE_PAGE * HUGE_PAGE
+    end = (t.data_ptr() + t.nbytes) // HUGE_PAGE * HUGE_PAGE
+    if end > start and libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start),
+                                    MADV_HUGEPAGE) != 0:
+        raise OSError(ctypes.get_errno(), "madvise failed")
+
+
+def buffers(huge: bool):
+    """Four 16M-element buffers, advised before first touch when `huge`."""
+    out = []
     for _ in range(4):
         t = torch.empty(16 * 2**20)
-        if hp: huge(t)
-        t.normal_()
-        ts.append(t)
-    return ts
-def med(f, n=21):
-    r=[]
-    for _ in range(n):
-        a=time.perf_counter(); f(); r.append(time.perf_counter()-a)
-    return statistics.median(r)*1e3
-torch.set_num_threads(int(sys.argv[1]))
-for rep in range(2):
-    for hp in (False, True):
-        p, g, m, v = make(hp)
-        p.requires_grad_(); p.grad = g
-        opt = optimcore.Adam([p]); opt.step()
-        st = opt.state[p]; st["exp_avg"] = m.zero_(); st["exp_avg_sq"] = v.zero_()
-        print("huge pages" if hp else "4K pages  ", f"{med(opt.step):.2f} ms")
-print([l for l in open('/proc/meminfo') if 'AnonHuge' in l])
+        if huge:
+            advise_huge_pages(t)
+        out.append(t.normal_())
+    return out
+
+
+def median_step_ms(opt, reps=21):
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def main():
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    for _ in range(2):
+        for huge in (False, True):
+            p, g, m, v = buffers(huge)
+            p.requires_grad_()
+            p.grad = g
+            opt = optimcore.Adam([p])
+            opt.step()
+            opt.state[p]["exp_avg"] = m.zero_()
+            opt.state[p]["exp_avg_sq"] = v.zero_()
+            print("huge pages" if huge else "4K pages  ", f"{median_step_ms(opt):.2f} ms", flush=True)
+    print([line.strip() for line in open("/proc/meminfo") if "AnonHuge" in line][0])
+
+
+if __name__ == "__main__":
+    main()
