@@ -224,6 +224,12 @@ def test_pickle_and_deepcopy(name):
     net, opt = trained(name, 2)
     clone = copy.deepcopy(opt)
     assert_same_state_exact(clone.state_dict(), opt.state_dict())
+    # The copy's cached tables must not point at the original's memory.
+    originals = [p.detach().clone() for p in net.parameters()]
+    for q in (q for g in clone.param_groups for q in g["params"]):
+        q.grad = torch.ones_like(q)
+    clone.step()
+    assert all(torch.equal(a, b.detach()) for a, b in zip(originals, net.parameters()))
     restored = pickle.loads(pickle.dumps(opt))
     assert restored.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
