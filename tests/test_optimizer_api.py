@@ -370,3 +370,20 @@ def test_grad_scaler_and_swalr(name):
         results.append(net)
     for a, b in zip(results[0].parameters(), results[1].parameters()):
         torch.testing.assert_close(b, a, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_constructor_signature_matches_torch(name):
+    """Same parameters, order, kinds and defaults as torch.optim; optimcore's own options come
+    last, keyword-only, off by default."""
+    import inspect
+
+    ref_cls, cls = pair(name)
+    ref = list(inspect.signature(ref_cls.__init__).parameters.values())
+    ours = list(inspect.signature(cls.__init__).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in ours[: len(ref)]] == [
+        (p.name, p.kind, p.default) for p in ref
+    ]
+    extras = ours[len(ref):]
+    assert [p.name for p in extras] == ["master_weights", "stochastic_rounding"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False for p in extras)
