@@ -14,8 +14,12 @@ import optimcore
 from optimcore import _C
 
 ROOT = Path(__file__).resolve().parents[1]
-cmake = shutil.which("cmake")
-needs_cmake = pytest.mark.skipif(cmake is None, reason="cmake is not installed")
+# Prefer the tools installed next to this interpreter (the venv scripts/test.sh builds), which
+# are on PATH only when the venv is activated.
+_PATH = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+cmake = shutil.which("cmake", path=_PATH)
+ctest = shutil.which("ctest", path=_PATH)
+needs_cmake = pytest.mark.skipif(cmake is None or ctest is None, reason="cmake is not installed")
 
 
 def test_compiled_module_is_in_the_installed_package():
@@ -84,6 +88,6 @@ def test_cpp_consumer_builds_against_installed_package(tmp_path):
 def test_cpp_core_tests(tmp_path):
     """The header-only core against its scalar references (csrc/tests, run by CTest)."""
     _cmake_build(ROOT, tmp_path, "-DOPTIMCORE_BUILD_TESTS=ON", "-DCMAKE_BUILD_TYPE=Release")
-    out = subprocess.run([cmake, "-E", "chdir", str(tmp_path), "ctest", "--output-on-failure"],
-                         capture_output=True, text=True)
+    out = subprocess.run([ctest, "--output-on-failure"], cwd=tmp_path, capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stdout + out.stderr
