@@ -41,6 +41,8 @@ def main():
     plan = opt._plans[0]
     grads = [p.grad for p in params]
     dicts, keys, tensors = plan.state_tensors
+    hyper = opt._hyperparameters(group)
+    grad_ptrs = plan.fast_grad_ptrs(grads)
 
     def per_tensor(fn, reps=25):
         times = []
@@ -64,11 +66,8 @@ def main():
         (f"  table check: state data_ptr ({len(tensors) // args.tensors} per tensor)",
          per_tensor(lambda: plan.ptrs(tensors))),
         ("  gradient checks + data_ptr", per_tensor(lambda: plan.fast_grad_ptrs(grads))),
-        ("  kernel (C++)", per_tensor(lambda: opt._kernel(
-            plan.table.data_ptr(), plan.fast_grad_ptrs(grads).buffer_info()[0],
-            args.tensors, core._DTYPE_CODES[plan.dtype], plan.master,
-            *opt._hyperparameters(group), args.threads)) - per_tensor(
-            lambda: plan.fast_grad_ptrs(grads))),
+        ("  kernel (C++)", per_tensor(lambda: opt._launch(
+            plan, hyper, grad_ptrs, args.threads))),
     ]
     print(f"{args.rule}, {args.tensors} tensors of {args.numel} elements, {args.threads} thread(s); "
           "median microseconds per tensor\n")

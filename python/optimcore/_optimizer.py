@@ -239,9 +239,10 @@ class CoreOptimizer(Optimizer):
         computed while planning so that a bad value raises before anything is written."""
         raise NotImplementedError
 
-    #: The kernel, called once per group as ``_kernel(table, grads, count, dtype_code, master,
-    #: *hyperparameters, num_threads)``: `table` and `grads` are addresses of the int64 row table
-    #: and of the gradient pointers, `count` rows; `master`: float32 state and master weights.
+    #: The kernel, called once per group (per dtype part) by ``_launch`` as ``_kernel(table,
+    #: grads, count, dtype_code, master, *hyperparameters, stochastic_rounding, seed,
+    #: num_threads)``: `table` and `grads` are addresses of the int64 row table and of the
+    #: gradient pointers, `count` rows; `master`: float32 state and master weights.
     _kernel: Callable[..., None]
 
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
@@ -407,11 +408,7 @@ class CoreOptimizer(Optimizer):
                     if master is not None:
                         master.copy_(p)
             for plan, part_grads, grad_ptrs in work:
-                # Drawn only now, and only where it is used: a step that raises, or a group
-                # without bfloat16 parameters, leaves torch's generator where it was.
-                sr = stochastic and plan.dtype == torch.bfloat16
-                seed = int(torch.randint(0, 2**62, ()).item()) if sr else 0
-                self._run(plan, hyper + (sr, seed), part_grads, grad_ptrs, num_threads)
+                self._run(plan, hyper, part_grads, grad_ptrs, num_threads, stochastic)
 
         return run
 
@@ -679,7 +676,8 @@ class CoreOptimizer(Optimizer):
         return out, array("q", ptrs)
 
     # Running --------------------------------------------------------------------------------
-    def _run(self, plan: _GroupPlan, hyper: tuple, grads, grad_ptrs, num_threads) -> None:
+    def _run(self, plan: _GroupPlan, hyper: tuple, grads, grad_ptrs, num_threads,
+             stochastic: bool) -> None:
         for p, state in plan.new_state:
             if state:  # like torch, a rule without state (SGD, momentum=0) leaves none
                 self.state[p] = state
@@ -694,8 +692,7 @@ class CoreOptimizer(Optimizer):
         write_back = []
         for r in plan.staged:
             write_back += self._stage_row(plan, r, grads[r], grad_ptrs)
-        self._kernel(table.data_ptr(), grad_ptrs.buffer_info()[0], table.shape[0],
-                     _DTYPE_CODES[plan.dtype], plan.master, *hyper, num_threads)
+        self._launch(plan, hyper, grad_ptrs, num_threads, stochastic)
         for original, copy in write_back:
             if original is not None:
                 original.copy_(copy)
@@ -704,6 +701,17 @@ class CoreOptimizer(Optimizer):
             plan.new_rows = []
         if plan.master:  # after any write-back above, which counts as our own write
             plan.versions = list(map(_version_of, plan.key_params))
+
+    def _launch(self, plan: _GroupPlan, hyper: tuple, grad_ptrs, num_threads: int,
+                stochastic: bool = False) -> None:
+        """The one kernel call for a plan: table and gradient pointers, element type, master
+        weights, the rule's hyperparameters, then rounding and threads."""
+        # The seed is drawn only here, and only where it is used: a step that raises, or a
+        # group without bfloat16 parameters, leaves torch's generator where it was.
+        sr = stochastic and plan.dtype == torch.bfloat16
+        seed = int(torch.randint(0, 2**62, ()).item()) if sr else 0
+        self._kernel(plan.table.data_ptr(), grad_ptrs.buffer_info()[0], plan.table.shape[0],
+                     _DTYPE_CODES[plan.dtype], plan.master, *hyper, sr, seed, num_threads)
 
     def _stage_row(self, plan: _GroupPlan, r: int, grad: torch.Tensor, grad_ptrs) -> list:
         """Point row r at dense copies of its tensors, for layouts the kernels cannot walk as one

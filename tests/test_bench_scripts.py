@@ -1,0 +1,26 @@
+"""The README quotes numbers from bench/ scripts: they must keep running against the package
+(tiny sizes here; the real runs are the commands in the README)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["profile_step.py", "--tensors", "20", "--numel", "64"],
+        ["profile_step.py", "--tensors", "20", "--numel", "64", "--rule", "SGD"],
+        ["parity_report.py", "--steps", "2", "--numel", "1000"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_bench_script_runs(args):
+    out = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "|" in out.stdout  # printed its table
