@@ -6,7 +6,6 @@ torch fused=True at 1 and 2 threads. A graceful optimizer at 2 threads is no slo
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ import time
 import torch
 
 import optimcore
+from bench_optimizers import time_interleaved  # run as python bench/<script>.py
 
 
 def median_step_ms(opt, reps=15):
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return time_interleaved({"step": opt.step}, reps)["step"] * 1e3
 
 
 def adam(lib, **kwargs):

@@ -8,13 +8,12 @@ THP "madvise" mode only advised memory gets huge pages).
 from __future__ import annotations
 
 import ctypes
-import statistics
 import sys
-import time
 
 import torch
 
 import optimcore
+from bench_optimizers import time_interleaved  # run as python bench/<script>.py
 
 HUGE_PAGE = 2 << 20
 MADV_HUGEPAGE = 14
@@ -41,12 +40,7 @@ def buffers(huge: bool):
 
 
 def median_step_ms(opt, reps=21):
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return time_interleaved({"step": opt.step}, reps)["step"] * 1e3
 
 
 def main():
