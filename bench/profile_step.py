@@ -15,7 +15,7 @@ import time
 import torch
 
 import optimcore
-from optimcore import _optimizer as core
+from optimcore import _table as core
 
 
 def main():
@@ -38,7 +38,7 @@ def main():
     opt.step()
     ref.step()
     group = opt.param_groups[0]
-    plan = opt._plans[0]
+    plan = opt._tables[0]
     grads = [p.grad for p in params]
     dicts, keys, tensors = plan.state_tensors
     hyper = opt._hyperparameters(group)
@@ -56,7 +56,7 @@ def main():
     rows = [
         ("whole optimcore step", per_tensor(opt.step)),
         ("torch fused=True step", per_tensor(ref.step)),
-        ("  read p.grad", per_tensor(lambda: list(map(core._grad_of, params)))),
+        ("  read p.grad", per_tensor(lambda: list(map(core.grad_of, params)))),
         ("  table check: parameter data_ptr", per_tensor(lambda: plan.ptrs(params))),
         ("  table check: parameter numel", per_tensor(lambda: list(map(core._numel, params)))),
         ("  table check: parameter contiguity", per_tensor(
@@ -66,6 +66,10 @@ def main():
         (f"  table check: state data_ptr ({len(tensors) // args.tensors} per tensor)",
          per_tensor(lambda: plan.ptrs(tensors))),
         ("  gradient checks + data_ptr", per_tensor(lambda: plan.fast_grad_ptrs(grads))),
+        ("  gradients alias written memory? (C++)", per_tensor(
+            lambda: plan.grads_alias_writes(grad_ptrs, plan.nbytes))),
+        (f"  autograd version bump ({len(plan.written_all) // args.tensors} per tensor)",
+         per_tensor(lambda: torch.autograd.graph.increment_version(plan.written_all))),
         ("  kernel (C++)", per_tensor(lambda: opt._launch(
             plan, hyper, grad_ptrs, args.threads))),
     ]

@@ -21,10 +21,12 @@ P* ptr(std::int64_t v) {
 template <class T, class S>
 void adam_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
                 const AdamOptions& o, int nt) {
-  std::vector<AdamTensor<T, S>> tensors(count);
+  std::vector<AdamTensor<T, S>> tensors;
+  tensors.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
+    if (grads[i] == kNoGrad) continue;
     const std::int64_t* row = table + i * (kState0 + 3);
-    AdamTensor<T, S>& t = tensors[i];
+    AdamTensor<T, S>& t = tensors.emplace_back();
     t.param = ptr<T>(row[kParam]);
     t.grad = ptr<const T>(grads[i]);
     t.step = ptr<float>(row[kStep]);
@@ -34,16 +36,18 @@ void adam_typed(const std::int64_t* table, const std::int64_t* grads, std::size_
     t.exp_avg_sq = ptr<S>(row[kState0 + 1]);
     t.max_exp_avg_sq = ptr<S>(row[kState0 + 2]);
   }
-  adam_step(tensors.data(), count, o, nt);
+  adam_step(tensors.data(), tensors.size(), o, nt);
 }
 
 template <class T, class S>
 void sgd_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
                const SgdOptions& o, int nt) {
-  std::vector<SgdTensor<T, S>> tensors(count);
+  std::vector<SgdTensor<T, S>> tensors;
+  tensors.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
+    if (grads[i] == kNoGrad) continue;
     const std::int64_t* row = table + i * (kState0 + 1);
-    SgdTensor<T, S>& t = tensors[i];
+    SgdTensor<T, S>& t = tensors.emplace_back();
     t.param = ptr<T>(row[kParam]);
     t.grad = ptr<const T>(grads[i]);
     t.numel = static_cast<std::size_t>(row[kNumel]);
@@ -51,7 +55,7 @@ void sgd_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t
     t.momentum_buffer = ptr<S>(row[kState0]);
     t.momentum_buffer_is_new = (row[kFlags] & kStateIsNew) != 0;
   }
-  sgd_step(tensors.data(), count, o, nt);
+  sgd_step(tensors.data(), tensors.size(), o, nt);
 }
 
 // Calls f.template operator()<T, S>() for the element type code; 16-bit types keep float32

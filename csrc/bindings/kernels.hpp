@@ -20,11 +20,14 @@ enum DType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 enum Column : int { kParam, kStep, kNumel, kMaster, kFlags, kState0 };
 // kFlags bits.
 enum Flag : std::int64_t { kStateIsNew = 1 };
+// A gradient pointer of kNoGrad: the row takes no part in this step (its parameter has no
+// gradient now). The kernel skips it: no state, step count or parameter is touched.
+constexpr std::int64_t kNoGrad = -1;
 
 struct Kernels {
   const char* name;
   // table: `count` rows of kState0 + (number of the rule's state tensors) columns; grads:
-  // `count` gradient pointers.
+  // `count` gradient pointers (kNoGrad: skip the row).
   void (*adam)(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
                bool master, const AdamOptions& options, int num_threads);
   void (*sgd)(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "optimcore/overlap.hpp"
 
 namespace py = pybind11;
 namespace oc = optimcore;
@@ -81,6 +82,20 @@ PYBIND11_MODULE(_C, m) {
   columns["state0"] = int(ob::kState0);
   m.attr("TABLE_COLUMNS") = columns;
   m.attr("FLAG_STATE_IS_NEW") = int(ob::kStateIsNew);
+  m.attr("NO_GRAD") = ob::kNoGrad;
+
+  m.def(
+      "first_overlap",
+      [](std::int64_t begin, std::int64_t end, std::size_t count, std::int64_t query_begin,
+         std::int64_t query_bytes, std::size_t queries) {
+        const auto* b = reinterpret_cast<const std::int64_t*>(begin);
+        const auto* e = reinterpret_cast<const std::int64_t*>(end);
+        const auto* qb = reinterpret_cast<const std::int64_t*>(query_begin);
+        const auto* qn = reinterpret_cast<const std::int64_t*>(query_bytes);
+        return oc::first_overlap(b, e, count, qb, qn, queries);
+      },
+      py::arg("begin"), py::arg("end"), py::arg("count"), py::arg("query_begin"),
+      py::arg("query_bytes"), py::arg("queries"));
 
   m.def(
       "adam_step",

@@ -4,6 +4,11 @@ optimcore package. Tensor arguments are addresses of int64 tables built by _opti
 has_openmp: bool
 TABLE_COLUMNS: dict[str, int]
 FLAG_STATE_IS_NEW: int
+NO_GRAD: int
+
+def first_overlap(
+    begin: int, end: int, count: int, query_begin: int, query_bytes: int, queries: int,
+) -> int: ...
 
 def simd_level() -> str: ...
 def set_simd_level(name: str) -> None: ...

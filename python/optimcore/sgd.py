@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+import torch
 from torch.optim.sgd import sgd as _torch_sgd
 
 from . import _C
-from ._optimizer import CoreOptimizer, _to_float
+from ._optimizer import CoreOptimizer, hyperparameter
 
 __all__ = ["SGD"]
 
 
-class SGD(CoreOptimizer):
-    """Implements stochastic gradient descent (optionally with momentum), as ``torch.optim.SGD``.
+class SGD(CoreOptimizer, torch.optim.SGD):
+    """Implements stochastic gradient descent (optionally with momentum): ``torch.optim.SGD``
+    (its constructor, arguments, defaults, state and errors) with the update on optimcore's
+    compiled core.
 
-    Same arguments, defaults, state and errors. Sparse gradients are supported as in torch: those
-    parameters are updated by torch's own implementation. ``foreach`` and ``fused`` are accepted
-    and ignored; ``differentiable=True`` raises.
+    Sparse gradients are supported as in torch: those parameters are updated by torch's own
+    implementation. ``foreach`` and ``fused`` are accepted; on the CPU the compiled kernel runs
+    either way. ``differentiable=True`` and parameters off the CPU run torch's own step, as do
+    a momentum buffer or gradient of another dtype than the parameter (torch.optim.SGD steps
+    with them, e.g. after ``model.double()``).
 
     ``master_weights=True`` (optimcore only): bfloat16/float16 parameters keep a float32 copy
     (state "master_param") and float32 momentum; each step updates the copy and rounds it into the
@@ -26,62 +30,8 @@ class SGD(CoreOptimizer):
     """
 
     _supports_sparse = True
-
-    def __init__(
-        self,
-        params,
-        lr: float | Tensor = 1e-3,
-        momentum: float = 0,
-        dampening: float = 0,
-        weight_decay: float | Tensor = 0,
-        nesterov: bool = False,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-        fused: bool | None = None,
-        master_weights: bool = False,
-        stochastic_rounding: bool = False,
-    ) -> None:
-        # Validation mirrors torch/optim/sgd.py (2.13), message for message.
-        if isinstance(lr, Tensor) and lr.numel() != 1:
-            raise ValueError("Tensor lr must be 1-element")
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-            "maximize": maximize,
-            "foreach": foreach,
-            "differentiable": differentiable,
-            "fused": fused,
-        }
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        # optimcore's extensions: absent by default, so param groups match torch's
-        if master_weights:
-            defaults["master_weights"] = True
-        if stochastic_rounding:
-            defaults["stochastic_rounding"] = True
-        super().__init__(params, defaults)
-        if fused and differentiable:
-            raise RuntimeError("`fused` does not support `differentiable`")
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", False)
+    _optional_state = frozenset({"momentum_buffer"})  # momentum switched on mid-training
+    _torch_steps_mixed_dtypes = True
 
     def _state_keys(self, group: dict) -> tuple:
         return ("momentum_buffer" if group["momentum"] != 0 else None,)
@@ -92,8 +42,10 @@ class SGD(CoreOptimizer):
 
     def _hyperparameters(self, group: dict) -> tuple:
         return (
-            _to_float(group["lr"]), _to_float(group["momentum"]), _to_float(group["dampening"]),
-            _to_float(group["weight_decay"]), bool(group["nesterov"]), bool(group["maximize"]),
+            hyperparameter(group, "lr"), hyperparameter(group, "momentum"),
+            hyperparameter(group, "dampening", low=float("-inf")),
+            hyperparameter(group, "weight_decay"),
+            bool(group["nesterov"]), bool(group["maximize"]),
         )
 
     _kernel = staticmethod(_C.sgd_step)

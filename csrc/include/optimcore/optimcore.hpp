@@ -3,6 +3,7 @@
 
 #include "optimcore/common.hpp"
 #include "optimcore/parallel.hpp"
+#include "optimcore/overlap.hpp"
 #include "optimcore/adam.hpp"
 #include "optimcore/sgd.hpp"
 
