@@ -3,10 +3,12 @@
 // No framework: each check prints what failed; the exit code is the number of failures.
 #include <optimcore/optimcore.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -78,6 +80,62 @@ void test_for_each_range() {
       CHECK(ok, "for_each_range: %zu tensors, %d threads: not every element exactly once",
             sizes.size(), threads);
     }
+  }
+}
+
+// for_each_range over more than 2**32 elements (no memory: the body only records ranges): the
+// 64-bit offset and chunk arithmetic covers every element once, ranges straddle 2**31.
+void test_for_each_range_64bit() {
+  const std::vector<std::size_t> sizes = {(std::size_t(1) << 31) + 4099, 17,
+                                          (std::size_t(1) << 32) + 3};
+  for (int threads : {1, 2, 3}) {
+    std::vector<std::vector<std::pair<std::size_t, std::size_t>>> ranges(sizes.size());
+    optimcore::for_each_range(
+        sizes.size(), [&](std::size_t i) { return sizes[i]; }, threads,
+        [&](std::size_t i, std::size_t b, std::size_t e) {
+#pragma omp critical
+          ranges[i].emplace_back(b, e);
+        });
+    bool ok = true;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      std::sort(ranges[i].begin(), ranges[i].end());
+      std::size_t next = 0;
+      for (const auto& r : ranges[i]) {
+        ok = ok && r.first == next && r.second > r.first;
+        next = r.second;
+      }
+      ok = ok && next == sizes[i];
+    }
+    CHECK(ok, "for_each_range past 2**32 elements, %d threads: ranges do not tile", threads);
+  }
+}
+
+// --- first_overlap: a scalar reference over every query and range ---------------------------
+void test_first_overlap() {
+  std::mt19937_64 gen(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<std::int64_t> begin, end;
+    std::int64_t pos = 1 + static_cast<std::int64_t>(gen() % 16);
+    const int count = static_cast<int>(gen() % 6);
+    for (int k = 0; k < count; ++k) {
+      begin.push_back(pos);
+      pos += 1 + static_cast<std::int64_t>(gen() % 16);
+      end.push_back(pos);
+      pos += static_cast<std::int64_t>(gen() % 16);  // 0: touching ranges
+    }
+    std::vector<std::int64_t> qb, qn;
+    for (int q = 0; q < 5; ++q) {
+      qb.push_back(gen() % 9 == 0 ? -1 : static_cast<std::int64_t>(gen() % (pos + 8)));
+      qn.push_back(static_cast<std::int64_t>(gen() % 12));
+    }
+    std::ptrdiff_t expected = -1;
+    for (std::size_t q = 0; q < qb.size() && expected < 0; ++q)
+      for (int k = 0; k < count; ++k)
+        if (qb[q] >= 0 && qn[q] > 0 && qb[q] < end[k] && begin[k] < qb[q] + qn[q])
+          expected = static_cast<std::ptrdiff_t>(q);
+    const std::ptrdiff_t got = optimcore::first_overlap(begin.data(), end.data(), begin.size(),
+                                                        qb.data(), qn.data(), qb.size());
+    CHECK(got == expected, "first_overlap: trial %d: %td, expected %td", trial, got, expected);
   }
 }
 
@@ -221,6 +279,8 @@ void test_stochastic_rounding() {
 
 int main() {
   test_for_each_range();
+  test_for_each_range_64bit();
+  test_first_overlap();
   test_bfloat16_rounding();
   test_stochastic_rounding();
   for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(37), std::size_t(70001)}) {

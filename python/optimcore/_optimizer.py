@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 import operator
-from itertools import compress, repeat
+from itertools import repeat
 from typing import Any, Callable
 
 import torch
@@ -29,7 +29,8 @@ from torch.autograd.graph import increment_version
 from torch.optim import Optimizer
 
 from . import _table
-from ._state import MASTER_KEY, TorchStep, keep_master_state, restore_master_state, to_float
+from ._state import MASTER_KEY, TorchStep, check_checkpoint, keep_master_state, to_float
+from ._state import restore_master_state
 from ._table import DTYPE_CODES, FLAGS, NO_GRAD, STATE_IS_NEW, Table, check_grads, dtype_of
 from ._table import grad_of, version_of
 
@@ -194,6 +195,7 @@ class CoreOptimizer(Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         """As torch's, except that float32 state of 16-bit parameters trained with
         master_weights=True stays float32 (torch casts floating state to the parameter dtype)."""
+        check_checkpoint(self, state_dict)
         keep = keep_master_state(state_dict)
         super().load_state_dict(state_dict)
         restore_master_state(self, state_dict, keep)
@@ -279,65 +281,94 @@ class CoreOptimizer(Optimizer):
 
     def _plan_core(self, gi: int, group: dict, hyper: tuple):
         params = group["params"]
-        grads = list(map(grad_of, params))
-        if all(map(operator.is_, grads, repeat(None))):
+        if not params:
             return None
-        sparse_params = sparse_grads = None
-        present = compress(grads, map(operator.is_not, grads, repeat(None)))
-        if set(map(_layout_of, present)) != _STRIDED:
-            sparse = [i for i, g in enumerate(grads) if g is not None and g.is_sparse]
-            if sparse and not self._supports_sparse:
+        grads = list(map(grad_of, params))
+        stochastic = bool(group.get("stochastic_rounding"))
+        # The common step: the group's known table, every parameter with a gradient of the usual
+        # form. Anything else (no gradient, sparse, another layout) makes fast_grad_ptrs give
+        # up or raise, and the general path below sorts it out.
+        table = self._tables.get(gi)
+        if table is not None and not table.unready and self._table_matches(table, group, params):
+            try:
+                grad_ptrs = table.fast_grad_ptrs(grads, False)
+            except (AttributeError, RuntimeError):
+                grad_ptrs = None
+            if grad_ptrs is not None:
+                work = [self._prepare(gi, table, params, grads, grad_ptrs, False, stochastic)]
+                return lambda num_threads: self._run_all(None, work, hyper, num_threads,
+                                                         stochastic)
+        try:
+            layouts = set(map(_layout_of, grads))
+            missing = False
+        except AttributeError:  # some parameters have no gradient (None)
+            missing = True
+            layouts = {g.layout for g in grads if g is not None}
+            if not layouts:
+                return None
+        sparse = None
+        if layouts != _STRIDED:
+            indices = [i for i, g in enumerate(grads) if g is not None and g.is_sparse]
+            if indices and not self._supports_sparse:
                 raise RuntimeError(
-                    f"{self._where(gi, sparse[0])}: gradient is sparse; "
+                    f"{self._where(gi, indices[0])}: gradient is sparse; "
                     + self._sparse_message.format(name=type(self).__name__)
                 )
-            for i in sparse:
+            for i in indices:
                 self._check_sparse(gi, i, params[i], grads[i], group)
-            sparse_params = [params[i] for i in sparse]
-            sparse_grads = [grads[i] for i in sparse]
+            sparse = [params[i] for i in indices], [grads[i] for i in indices]
             grads = [None if g is not None and g.is_sparse else g for g in grads]
+            missing = missing or bool(indices)
 
-        stochastic = bool(group.get("stochastic_rounding"))
-        work = []  # (table, gradients, their pointers): one kernel call each
+        work = []  # one kernel call each
         for key, indices, known_valid in self._parts(gi, group, params):
             part_params = params if indices is None else [params[i] for i in indices]
             part_grads = grads if indices is None else [grads[i] for i in indices]
-            if all(map(operator.is_, part_grads, repeat(None))):
+            if missing and all(map(operator.is_, part_grads, repeat(None))):
                 continue
             table = self._table(key, gi, group, indices, part_params, part_grads, known_valid)
-            if stochastic and table.dtype == torch.float16:
-                raise ValueError(
-                    f"optimcore.{type(self).__name__}: param group {gi}: stochastic_rounding "
-                    "supports bfloat16 parameters (float16 ones round to nearest: leave it off)"
-                )
-            if table.master:
-                versions = list(map(version_of, part_params))
-                if versions != table.versions:
-                    table.refresh = sorted(set(table.refresh) | {
-                        r for r, (a, b) in enumerate(zip(versions, table.versions))
-                        if a != b and r not in table.unready})
-            grad_ptrs = table.fast_grad_ptrs(part_grads)
-            if grad_ptrs is not None:
-                aliased = table.grads_alias_writes(grad_ptrs, table.nbytes)
-            else:
-                part_grads, grad_ptrs, begins, lengths = check_grads(self, gi, table, part_grads)
-                aliased = table.grads_alias_writes(begins, lengths)
-            if aliased:
-                raise TorchStep("a gradient shares memory with a parameter or state the step "
-                                "writes (torch's result depends on the order of its ops)")
-            work.append((table, part_grads, grad_ptrs))
+            grad_ptrs = table.fast_grad_ptrs(part_grads, missing)
+            if grad_ptrs is None and table.reshaped(part_params):
+                table = self._table(key, gi, group, indices, part_params, part_grads, rebuild=True)
+            work.append(self._prepare(gi, table, part_params, part_grads, grad_ptrs, missing,
+                                      stochastic))
+        return lambda num_threads: self._run_all(group, work, hyper, num_threads, stochastic,
+                                                 sparse)
 
-        def run(num_threads: int) -> None:
-            if sparse_params:
-                self._sparse_step(group, sparse_params, sparse_grads)
-                for p in sparse_params:  # torch updated the parameter: refresh its master copy
-                    master = self.state.get(p, {}).get(MASTER_KEY)
-                    if master is not None:
-                        master.copy_(p)
-            for table, part_grads, grad_ptrs in work:
-                self._run(table, hyper, part_grads, grad_ptrs, num_threads, stochastic)
+    def _prepare(self, gi, table: Table, params, grads, grad_ptrs, missing, stochastic):
+        """The remaining checks of one table's step (gradients one by one unless the fast
+        checks passed, aliasing, rounding options, outside writes under master weights);
+        returns what ``_run`` needs."""
+        if stochastic and table.dtype == torch.float16:
+            raise ValueError(
+                f"optimcore.{type(self).__name__}: param group {gi}: stochastic_rounding "
+                "supports bfloat16 parameters (float16 ones round to nearest: leave it off)"
+            )
+        if table.master:
+            versions = list(map(version_of, params))
+            if versions != table.versions:
+                table.refresh = sorted(set(table.refresh) | {
+                    r for r, (a, b) in enumerate(zip(versions, table.versions))
+                    if a != b and r not in table.unready})
+        if grad_ptrs is not None:
+            aliased = table.grads_alias_writes(grad_ptrs, table.nbytes)
+        else:
+            grads, grad_ptrs, begins, lengths = check_grads(self, gi, table, grads)
+            aliased = table.grads_alias_writes(begins, lengths)
+        if aliased:
+            raise TorchStep("a gradient shares memory with a parameter or state the step "
+                            "writes (torch's result depends on the order of its ops)")
+        return table, grads, grad_ptrs, missing
 
-        return run
+    def _run_all(self, group, work, hyper, num_threads, stochastic, sparse=None) -> None:
+        if sparse:
+            self._sparse_step(group, *sparse)
+            for p in sparse[0]:  # torch updated the parameter: refresh its master copy
+                master = self.state.get(p, {}).get(MASTER_KEY)
+                if master is not None:
+                    master.copy_(p)
+        for table, grads, grad_ptrs, missing in work:
+            self._run(table, hyper, grads, grad_ptrs, num_threads, stochastic, missing)
 
     def _parts(self, gi: int, group: dict, params: list):
         """[(cache key, indices in the group or None for all, cached table known valid)]: the
@@ -362,10 +393,12 @@ class CoreOptimizer(Optimizer):
             and table.still_valid(params)
         )
 
-    def _table(self, key, gi, group, indices, params, grads, known_valid) -> Table:
+    def _table(self, key, gi, group, indices, params, grads, known_valid=False,
+               rebuild=False) -> Table:
         table = self._tables.get(key)
         if (
-            table is not None
+            not rebuild
+            and table is not None
             and (known_valid or self._table_matches(table, group, params))
             and not table.needs_rebuild_for(grads)
         ):
@@ -390,7 +423,9 @@ class CoreOptimizer(Optimizer):
 
     # Running --------------------------------------------------------------------------------
     def _run(self, table: Table, hyper: tuple, grads, grad_ptrs, num_threads,
-             stochastic: bool) -> None:
+             stochastic: bool, missing: bool) -> None:
+        """Publish new state, then the kernel call(s); `missing`: some rows have no gradient
+        (NO_GRAD) and are skipped."""
         for p, state in table.new_state:
             if state:  # like torch, a rule without state (SGD, momentum=0) leaves none
                 self.state[p] = state
@@ -401,12 +436,17 @@ class CoreOptimizer(Optimizer):
             p = table.params[r]
             self.state[p][MASTER_KEY].copy_(p)
         table.refresh = []
-        if NO_GRAD in grad_ptrs:
+        if missing:
             active = [r for r, ptr in enumerate(grad_ptrs) if ptr != NO_GRAD]
             written = [x for r in active for x, _ in table.written[r]]
         else:
             active = range(len(grad_ptrs))
             written = table.written_all
+        # The kernels write through pointers: make the writes visible to autograd, as torch's
+        # in-place ops do (a graph that saved a parameter then fails in backward). Bumped just
+        # before the writes, while the checks above still have these tensors in cache (after
+        # the kernel has streamed the data through, each bump is a cache miss).
+        increment_version(written)
         for _, step, shadow in table.step_shadows:
             shadow.copy_(step)
         staged = set(table.staged)
@@ -428,9 +468,6 @@ class CoreOptimizer(Optimizer):
         if table.new_rows:
             table.table[table.new_rows, FLAGS] &= ~STATE_IS_NEW
             table.new_rows = []
-        # The kernels wrote through pointers: make the writes visible to autograd, as torch's
-        # in-place ops would (a graph that saved a parameter now fails in backward).
-        increment_version(written)
         if table.master:  # after our own writes, which are not outside writes
             table.versions = list(map(version_of, table.params))
 

@@ -136,6 +136,22 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
     return state, flagged, changed
 
 
+def check_checkpoint(opt, state_dict: dict) -> None:
+    """Refuse, at load_state_dict, a checkpoint with a truncated state (see _check_complete)."""
+    name = type(opt).__name__
+    states = state_dict.get("state", {})
+    for gi, saved in enumerate(state_dict.get("param_groups", [])):
+        try:
+            keys = [k for k in opt._state_keys({**opt.defaults, **saved}) if k is not None]
+        except KeyError:
+            continue  # a group layout this rule does not know: torch's load will say so
+        for pi, pid in enumerate(saved.get("params", [])):
+            entry = states.get(pid)
+            if entry:
+                _check_complete(opt, f"optimcore.{name}.load_state_dict: param group {gi}, "
+                                     f"parameter {pi}", entry, keys)
+
+
 def _check_complete(opt, where: str, old: dict, rule_keys: list) -> None:
     """State that has some of the rule's tensors must have all of them: a missing one is a
     truncated checkpoint, and restarting that moment from zero would silently change the

@@ -25,7 +25,7 @@ from __future__ import annotations
 import operator
 import sys
 from array import array
-from itertools import compress, repeat
+from itertools import compress
 
 import torch
 
@@ -152,8 +152,8 @@ class Table:
         self.write_begin = array("q")
         self.write_end = array("q")
         self.nbytes = array("q")  # bytes of each row's gradient in the fast path
-        # The state tensors the table points at (step included), checked each step by identity
-        # and data pointer: code that replaces one (opt.state[p]["exp_avg"] = t) or its storage
+        # The state tensors the table points at (step included), checked each step by data
+        # pointer: code that replaces one (opt.state[p]["exp_avg"] = t) or its storage
         # (.data =, set_) gets a new table. Replacing a whole state dict is caught
         # optimizer-wide (CoreOptimizer._state_unchanged).
         self.state_tensors: tuple = ([], [], [])  # parallel lists: state dict, key, tensor
@@ -206,15 +206,24 @@ class Table:
                 return False
         elif list(map(_stride, t)) != self.strides or list(map(_shape_of, t)) != self.shapes:
             return False
-        dicts, keys, tensors = self.state_tensors
-        return (
-            all(map(operator.is_, map(dict.get, dicts, keys), tensors))
-            and self.ptrs(tensors) == self.state_ptrs
-        )
+        # One pass over the state entries as they are now: an entry replaced by a tensor over
+        # other memory, or a tensor whose storage was replaced (.data =, set_), shows as a new
+        # data pointer; a deleted or non-tensor entry raises. (A replacement at the same address
+        # is a view of the same live storage, which the table keeps alive: safe to write.)
+        dicts, keys, _ = self.state_tensors
+        try:
+            return self.ptrs(list(map(dict.get, dicts, keys))) == self.state_ptrs
+        except (TypeError, AttributeError):
+            return False
 
     def needs_rebuild_for(self, grads) -> bool:
         """A row without state got a gradient."""
         return any(grads[r] is not None for r in self.unready)
+
+    def reshaped(self, params) -> bool:
+        """A parameter was reshaped in place (``p.data = p.data.view(...)``): same span, so
+        still_valid holds, but its state must be checked against the new shape."""
+        return list(map(_shape_of, self.locals(params))) != self.shapes
 
     def record_state(self, states) -> None:
         unready = set(self.unready)
@@ -223,14 +232,15 @@ class Table:
         self.state_tensors = tuple(map(list, zip(*triples))) if triples else ([], [], [])
         self.state_ptrs = self.ptrs(self.state_tensors[2])
 
-    def fast_grad_ptrs(self, grads):
-        """Pointers of this step's gradients (NO_GRAD for a row without one) if every present
-        gradient has the common, simple form (CPU, strided, contiguous, the parameter's dtype
-        and shape); None means: check one by one."""
+    def fast_grad_ptrs(self, grads, missing: bool):
+        """Pointers of this step's gradients (NO_GRAD for a row without one: `missing` says
+        whether there are such rows) if every present gradient has the common, simple form
+        (CPU, strided, contiguous, the parameter's dtype and shape); None means: check one by
+        one."""
         if not self.simple:
             return None
         mask = None
-        if any(map(operator.is_, grads, repeat(None))):  # `None in` would call Tensor.__eq__
+        if missing:
             mask = [g is not None for g in grads]
             grads = list(compress(grads, mask))
             shapes = list(compress(self.shapes, mask))
@@ -307,7 +317,9 @@ def build(opt, gi: int, group: dict, indices: list, params: list, grads: list) -
             f"optimcore.{type(opt).__name__}: param group {gi} mixes DTensor and plain "
             "parameters; put them in separate param groups"
         )
-    planned: dict[int, dict] = {}  # id(param) -> its state (a duplicate shares the first's)
+    # id(param) -> (state, flagged keys): a duplicate shares the first occurrence's state, and
+    # like torch (which reads every state before updating any), sees it as at the step's start.
+    planned: dict[int, tuple] = {}
     for r, (pi, p, g) in enumerate(zip(indices, params, grads)):
         where = opt._where(gi, pi)
         row = [0] * t.width
@@ -316,10 +328,10 @@ def build(opt, gi: int, group: dict, indices: list, params: list, grads: list) -
         if g is not None and not g.is_sparse:
             check_param(where, p)
             if id(p) in planned:
-                state, flagged = planned[id(p)], set()  # the first occurrence initialises
+                state, flagged = planned[id(p)]
             else:
                 state, flagged, changed = plan_state(opt, where, p, group, state_keys, master)
-                planned[id(p)] = state
+                planned[id(p)] = state, flagged
                 if changed:
                     t.new_state.append((p, state))
         else:
@@ -353,7 +365,7 @@ def _ready_state(opt, where, p, group, state_keys, master, planned):
     stay in the table as it is; (None, None) otherwise. Never raises: torch's step would not
     look at this parameter either."""
     if id(p) in planned:
-        return planned[id(p)], set()
+        return planned[id(p)]
     try:
         check_param(where, p)
         planned_state = plan_state(opt, where, p, group, state_keys, master, create=False)
@@ -361,8 +373,8 @@ def _ready_state(opt, where, p, group, state_keys, master, planned):
         return None, None
     if planned_state is None:
         return None, None
-    planned[id(p)] = planned_state[0]
-    return planned_state[0], set()
+    planned[id(p)] = planned_state[0], set()
+    return planned[id(p)]
 
 
 def _fill_row(t: Table, r: int, row: list, p, state: dict, flagged: set) -> None:

@@ -1,0 +1,521 @@
+"""Step safety, for every rule in the registry: shared and duplicate memory, autograd version
+counters, hyperparameters edited between steps, incomplete checkpoints, dtype changes, state
+layout, memory the tables keep, changing sets of gradients, tensor hyperparameters, and steps
+torch takes with unusual gradients. Each step either equals torch.optim's or raises before any
+write (issue 10)."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import warnings
+
+import pytest
+import torch
+
+import optimcore
+from rules import RULES
+
+RULE_IDS = [r.name for r in RULES]
+DUPLICATE_WARNING = "optimizer contains a parameter group with duplicate parameters"
+
+
+def snapshot(opt):
+    params = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+    return params, copy.deepcopy(opt.state_dict())
+
+
+def assert_unchanged(opt, before):
+    params, state = before
+    now = [p.detach() for g in opt.param_groups for p in g["params"]]
+    for a, b in zip(now, params):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    after = opt.state_dict()
+    assert after["state"].keys() == state["state"].keys()
+    for i, entry in state["state"].items():
+        assert after["state"][i].keys() == entry.keys()
+        for k, v in entry.items():
+            assert after["state"][i][k].dtype == v.dtype and torch.equal(after["state"][i][k], v)
+
+
+def both(rule, make, steps=3, kwargs=None, grads=None, expect_warning=None):
+    """Run torch's rule and optimcore's on identical fresh inputs from `make()` (a list of
+    parameters, or of param groups); return both parameter lists and optimizers."""
+    out = []
+    for cls in (rule.reference, rule.cls):
+        torch.manual_seed(0)
+        groups = make()
+        params = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+        with warnings.catch_warnings():
+            if expect_warning:
+                warnings.filterwarnings("ignore", message=expect_warning)
+            opt = cls(groups, **(kwargs if kwargs is not None else rule.kwargs))
+        for k in range(steps):
+            gen = torch.Generator().manual_seed(k)
+            for p in params:
+                p.grad = (grads(p, k) if grads else
+                          torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype))
+            opt.step()
+        out.append((params, opt))
+    return out
+
+
+def assert_close_runs(runs, rtol=1e-12, atol=1e-14):
+    (ref, ref_opt), (ours, opt) = runs
+    for i, (a, b) in enumerate(zip(ours, ref)):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=rtol, atol=atol,
+                                   msg=lambda m: f"param {i}: {m}")
+    a, b = opt.state_dict(), ref_opt.state_dict()
+    assert a["state"].keys() == b["state"].keys()
+    for idx in b["state"]:
+        assert a["state"][idx].keys() == b["state"][idx].keys()
+        for key, vb in b["state"][idx].items():
+            va = a["state"][idx][key]
+            assert va.dtype == vb.dtype, (idx, key)
+            torch.testing.assert_close(va, vb, rtol=rtol, atol=atol)
+
+
+# 1. The same parameter twice in one group -------------------------------------------------
+@pytest.mark.parametrize("numel", [10, 300_000])
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_duplicate_parameter_is_updated_once_per_occurrence_as_torch(rule, numel):
+    def make():
+        p = torch.randn(numel, dtype=torch.float64, requires_grad=True)
+        q = torch.randn(7, dtype=torch.float64, requires_grad=True)
+        return [p, q, p]
+
+    runs = both(rule, make, expect_warning=DUPLICATE_WARNING)
+    assert_close_runs(runs)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_tied_weight_in_decay_and_no_decay_groups(rule):
+    """Groups built by walking named_modules() over a model with a tied embedding: the tied
+    weight lands in a group twice."""
+    def make():
+        emb = torch.nn.Embedding(50, 8).double()
+        head = torch.nn.Linear(8, 50).double()
+        head.weight = emb.weight
+        modules = [emb, head]
+        decay = [m.weight for m in modules]
+        no_decay = [head.bias]
+        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    assert_close_runs(both(rule, make, expect_warning=DUPLICATE_WARNING))
+
+
+# 2. Parameters that share memory ----------------------------------------------------------
+def test_whole_tensor_and_gapped_view_sgd_example():
+    flat = torch.arange(8.0)
+    a = torch.nn.Parameter(flat.view(4, 2))
+    b = torch.nn.Parameter(flat.view(4, 2)[:, :1])
+    opt = optimcore.SGD([a, b], lr=1.0)
+    a.grad, b.grad = torch.ones(4, 2), torch.ones(4, 1)
+    opt.step()
+    assert flat.tolist() == [-2, 0, 0, 2, 2, 4, 4, 6]
+    assert opt.last_step_paths == ["core"]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_overlapping_views_follow_torchs_sequential_result(rule):
+    def make():
+        flat = torch.randn(40, dtype=torch.float64)
+        return [torch.nn.Parameter(flat[:24].view(4, 6)),
+                torch.nn.Parameter(flat[10:40:3]),
+                torch.nn.Parameter(flat.view(8, 5).t()[1:3]),
+                torch.nn.Parameter(torch.randn(5, dtype=torch.float64))]
+
+    assert_close_runs(both(rule, make))
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_large_overlap_is_deterministic_with_threads(rule):
+    """2M elements, overlapping halves: without ordering the rows, two threads race."""
+    n = 2_000_000
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        def make():
+            flat = torch.randn(n, dtype=torch.float64)
+            return [torch.nn.Parameter(flat[: n * 3 // 4]), torch.nn.Parameter(flat[n // 4:])]
+
+        assert_close_runs(both(rule, make, steps=2))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_state_sharing_memory_with_its_parameter_is_refused(rule):
+    p = torch.randn(6, requires_grad=True)
+    opt = rule.cls([p], **rule.kwargs)
+    p.grad = torch.randn(6)
+    opt.step()
+    key = next(k for k, v in opt.state[p].items() if v.shape == p.shape)
+    opt.state[p][key] = p.detach()  # a state tensor that is the parameter
+    p.grad = torch.randn(6)
+    before = snapshot(opt)
+    with pytest.raises(RuntimeError, match=f"param group 0, parameter 0: .*'{key}'.* share "
+                                           "memory|the parameter and state .* share memory"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+# 3. Autograd version counters -------------------------------------------------------------
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_step_bumps_version_counters(rule):
+    for cls in (rule.reference, rule.cls):
+        p = torch.randn(5, requires_grad=True)
+        loss = (p * p).sum()
+        opt = cls([p], **rule.kwargs)
+        loss.backward(retain_graph=True)
+        version = p._version
+        opt.step()
+        assert p._version > version
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+        state_versions = {k: s._version for k, s in opt.state[p].items()}
+        opt.step()  # state autograd could have saved looks written too
+        assert all(opt.state[p][k]._version > v for k, v in state_versions.items())
+
+
+# 4. Hyperparameters edited after construction ---------------------------------------------
+@pytest.mark.parametrize(
+    "rule,edit", [(r, e) for r in RULES for e in r.bad_edits],
+    ids=[f"{r.name}-{e[3]}={e[2]!r}" for r in RULES for e in r.bad_edits])
+def test_bad_hyperparameter_edit_is_refused_before_any_write(rule, edit):
+    key, index, value, words = edit
+    good, later = torch.randn(4, requires_grad=True), torch.randn(3, requires_grad=True)
+    opt = rule.cls([{"params": [good]}, {"params": [later]}], **rule.kwargs)
+    for p in (good, later):
+        p.grad = torch.randn_like(p)
+    opt.step()
+    group = opt.param_groups[1]
+    if index is None:
+        group[key] = value
+    else:
+        group[key] = tuple(value if i == index else v for i, v in enumerate(group[key]))
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=rf"param group 1: invalid hyperparameter: "
+                                         rf"{words.replace('[', '.').replace(']', '.')}"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_values_torch_accepts_keep_working(rule):
+    """Edits inside torch's accepted ranges (lr = 0, zero weight decay) step as torch."""
+    def make():
+        return [torch.randn(5, dtype=torch.float64, requires_grad=True)]
+
+    runs = both(rule, make, steps=1)
+    for _, opt in runs:
+        opt.param_groups[0]["lr"] = 0.0
+        opt.param_groups[0]["weight_decay"] = 0.0
+        for p in opt.param_groups[0]["params"]:
+            p.grad = torch.ones_like(p)
+        opt.step()
+    assert_close_runs(runs)
+
+
+# 5. Truncated checkpoints -----------------------------------------------------------------
+@pytest.mark.parametrize("rule", [r for r in RULES if r.required_state], ids=lambda r: r.name)
+def test_truncated_checkpoint_is_refused(rule):
+    ref_p = torch.randn(5, requires_grad=True)
+    ref = rule.reference([ref_p], **rule.kwargs)
+    ref_p.grad = torch.randn(5)
+    ref.step()
+    for missing in rule.required_state:
+        sd = copy.deepcopy(ref.state_dict())
+        del sd["state"][0][missing]
+        p = ref_p.detach().clone().requires_grad_()
+        opt = rule.cls([p], **rule.kwargs)
+        with pytest.raises(RuntimeError, match=f"parameter 0: state has .* but no '{missing}'"):
+            opt.load_state_dict(sd)
+        # The same state made by hand (or by an older load) is refused at the step.
+        opt.state[p] = {k: v.clone() for k, v in ref.state[ref_p].items() if k != missing}
+        p.grad = torch.randn(5)
+        before = snapshot(opt)
+        with pytest.raises(RuntimeError, match=f"parameter 0: state has .* but no '{missing}'"):
+            opt.step()
+        assert_unchanged(opt, before)
+
+
+def test_amsgrad_switched_on_mid_training_zero_initialises():
+    p = torch.randn(5, requires_grad=True)
+    opt = optimcore.Adam([p], lr=0.1)
+    p.grad = torch.randn(5)
+    opt.step()
+    opt.param_groups[0]["amsgrad"] = True
+    opt.step()
+    assert "max_exp_avg_sq" in opt.state[p]
+
+
+# 6. Changing a model's dtype mid-training -------------------------------------------------
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+@pytest.mark.parametrize("to", [torch.float64, torch.float16, torch.bfloat16])
+def test_parameter_dtype_changed_mid_training(rule, to):
+    """Where torch's step continues (SGD: momentum buffer kept float32), the result is torch's;
+    where it raises (Adam: lerp of mismatched dtypes), optimcore raises before any write and
+    says how to proceed, every time."""
+    outcomes = []
+    for cls in (rule.reference, rule.cls):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 3)
+        opt = cls(model.parameters(), **rule.kwargs)
+        model(torch.randn(2, 4)).sum().backward()
+        opt.step()
+        model.to(to)
+        opt.zero_grad()
+        model(torch.randn(2, 4, dtype=to)).sum().backward()
+        before = snapshot(opt)
+        try:
+            opt.step()
+            outcomes.append(("ok", [p.detach().clone() for p in model.parameters()],
+                             opt.state_dict()))
+        except RuntimeError as e:
+            outcomes.append(("raised", str(e), opt, before))
+    (kind_ref, *ref), (kind, *ours) = outcomes
+    assert kind == kind_ref
+    if kind == "ok":
+        for a, b in zip(ours[0], ref[0]):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        for idx, entry in ref[1]["state"].items():
+            for key, v in entry.items():
+                assert ours[1]["state"][idx][key].dtype == v.dtype
+                torch.testing.assert_close(ours[1]["state"][idx][key], v, rtol=0, atol=0)
+    else:
+        message, opt, before = ours
+        assert "load_state_dict(optimizer.state_dict())" in message
+        assert_unchanged(opt, before)
+        with pytest.raises(RuntimeError, match="load_state_dict"):  # the same answer again
+            opt.step()
+        opt.load_state_dict(opt.state_dict())  # the advice works
+        opt.step()
+
+
+# 7. State layout ------------------------------------------------------------------------
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_default_dtype_float64_state_layout_is_torchs(rule):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        runs = both(rule, lambda: [torch.randn(6, requires_grad=True)])
+    finally:
+        torch.set_default_dtype(previous)
+    assert_close_runs(runs)
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if "step" in r.required_state],
+                         ids=lambda r: r.name)
+@pytest.mark.parametrize("step_dtype", [torch.float64, torch.int64])
+def test_checkpoint_step_dtype_is_kept(rule, step_dtype):
+    def make():
+        return [torch.randn(6, dtype=torch.float64, requires_grad=True)]
+
+    runs = both(rule, make, steps=1)
+    for _, opt in runs:
+        sd = opt.state_dict()
+        sd["state"][0]["step"] = sd["state"][0]["step"].to(step_dtype)
+        opt.load_state_dict(sd)
+        for p in opt.param_groups[0]["params"]:
+            p.grad = torch.ones_like(p)
+        opt.step()
+        opt.step()
+    assert runs[1][1].state_dict()["state"][0]["step"].dtype == step_dtype
+    assert_close_runs(runs)
+
+
+# 8. Memory held after p.data = ... ----------------------------------------------------------
+def _storage_refs(t: torch.Tensor) -> int:
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+@pytest.mark.parametrize("layout", ["contiguous", "gapped"])
+def test_replaced_storage_is_not_kept_alive(rule, layout):
+    base = torch.randn(64, 32)
+    p = torch.nn.Parameter(base if layout == "contiguous" else base[:, ::2])
+    del base
+    opt = rule.cls([p], **rule.kwargs)
+    p.grad = torch.randn_like(p)
+    opt.step()
+    old = p.detach()  # our own handle on the old storage
+    p.data = p.data.half()
+    gc.collect()
+    assert _storage_refs(old) == _storage_refs(old.clone())  # nobody else holds it
+
+
+# 9. A changing set of gradients keeps the table --------------------------------------------
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_changing_gradient_subset_keeps_the_table_and_matches_torch(rule):
+    n = 30
+
+    def make():
+        return [torch.randn(8, 8, dtype=torch.float64, requires_grad=True) for _ in range(n)]
+
+    tables = []
+    runs = []
+    for cls in (rule.reference, rule.cls):
+        torch.manual_seed(0)
+        params = make()
+        opt = cls(params, **rule.kwargs)
+        for k in range(8):
+            gen = torch.Generator().manual_seed(k)
+            for i, p in enumerate(params):
+                # every parameter has a gradient on the first step; then a rotating 20% none
+                p.grad = None if k and (i + k) % 5 == 0 else torch.randn(
+                    8, 8, generator=gen, dtype=torch.float64)
+            opt.step()
+            if cls is rule.cls:
+                tables.append(opt._tables[0])
+        runs.append((params, opt))
+    assert all(t is tables[0] for t in tables), "the table was rebuilt for a changing subset"
+    assert_close_runs(runs)
+
+
+# 10. Tensor hyperparameters of another dtype ------------------------------------------------
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_float32_tensor_lr_on_float64_parameters_is_torchs(rule):
+    kwargs = dict(rule.kwargs, lr=torch.tensor(0.01))
+    if "Adam" in rule.name:
+        kwargs["betas"] = (torch.tensor(0.9), torch.tensor(0.99))
+
+    def make():
+        return [torch.randn(50, dtype=torch.float64, requires_grad=True)]
+
+    runs = both(rule, make, steps=10, kwargs=kwargs)
+    assert_close_runs(runs, rtol=1e-15, atol=0)
+
+
+# 11. Steps torch takes with unusual gradients ------------------------------------------------
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_gradient_of_another_dtype(rule):
+    """torch.optim.SGD steps with a float64 gradient on a float32 parameter, Adam raises:
+    optimcore gives torch's result, or raises before any write."""
+    outcomes = []
+    for cls in (rule.reference, rule.cls):
+        p = torch.ones(4, requires_grad=True)
+        p.grad_dtype = None  # allow a gradient of another dtype
+        opt = cls([p], **rule.kwargs)
+        p.grad = torch.full((4,), 0.25, dtype=torch.float64)
+        try:
+            opt.step()
+            outcomes.append(("ok", p.detach().clone()))
+        except RuntimeError:
+            outcomes.append(("raised", opt))
+    assert outcomes[0][0] == outcomes[1][0]
+    if outcomes[0][0] == "ok":
+        torch.testing.assert_close(outcomes[1][1], outcomes[0][1], rtol=0, atol=0)
+    else:
+        assert outcomes[1][1].state == {}  # nothing was written, not even a first state
+
+
+@pytest.mark.parametrize("stateless", [False, True])
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_reshaped_parameter_with_non_contiguous_gradient(rule, stateless):
+    """p.data = p.data.view(4, 9): torch steps where the rule keeps no state (plain SGD) and
+    raises on state of the old shape; optimcore does the same, before any write."""
+    if stateless and rule.name != "SGD":
+        pytest.skip("every other rule keeps state")
+    kwargs = dict(lr=0.1) if stateless else rule.kwargs
+
+    def make():
+        return [torch.randn(36, dtype=torch.float64, requires_grad=True)]
+
+    runs = both(rule, make, steps=1, kwargs=kwargs)
+    outcomes = []
+    for _, opt in runs:
+        p = opt.param_groups[0]["params"][0]
+        p.data = p.data.view(4, 9)
+        gen = torch.Generator().manual_seed(3)
+        p.grad = torch.randn(9, 4, dtype=torch.float64, generator=gen).t()
+        before = snapshot(opt)
+        try:
+            opt.step()
+            outcomes.append("ok")
+        except RuntimeError:
+            outcomes.append("raised")
+            if opt is runs[1][1]:
+                assert_unchanged(opt, before)
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0] == "ok":
+        assert_close_runs(runs)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_gradient_aliasing_its_parameter(rule):
+    def make():
+        return [torch.randn(10, dtype=torch.float64, requires_grad=True)]
+
+    runs = both(rule, make, steps=3, grads=lambda p, k: p.detach())
+    assert_close_runs(runs, rtol=0, atol=0)
+    assert runs[1][1].last_step_paths == ["torch"]
+
+
+# Randomized: groups from random views of shared storages ------------------------------------
+def _random_params(seed: int):
+    """2-6 parameters over 1-2 float64 storages: whole, sliced, gapped, transposed, 0-d, empty,
+    expanded views, and duplicates of one Parameter. Deterministic in `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def rint(lo, hi):
+        return int(torch.randint(lo, hi, (), generator=gen))
+
+    storages = [torch.randn(48, dtype=torch.float64, generator=gen) for _ in range(rint(1, 3))]
+    params = []
+    for _ in range(rint(2, 7)):
+        if params and rint(0, 6) == 0:
+            params.append(params[rint(0, len(params))])  # the same Parameter again
+            continue
+        base = storages[rint(0, len(storages))]
+        kind = rint(0, 7)
+        start = rint(0, 24)
+        if kind == 0:
+            view = base
+        elif kind == 1:
+            view = base[start:start + rint(1, 24)]
+        elif kind == 2:
+            view = base[start::rint(2, 4)]
+        elif kind == 3:
+            view = base[start:start + 24].view(4, 6).t()
+        elif kind == 4:
+            view = base[start]
+        elif kind == 5:
+            view = base[start:start]
+        else:
+            view = base[start:start + 1].expand(3)
+        params.append(torch.nn.Parameter(view))
+    return params
+
+
+def _grads(params, step):
+    gen = torch.Generator().manual_seed(1000 + step)
+    return [torch.randn(p.shape, dtype=p.dtype, generator=gen) for p in params]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_random_shared_views_equal_torch_or_raise_before_writing(rule):
+    for seed in range(120):
+        outcomes = []
+        for cls in (rule.reference, rule.cls):
+            params = _random_params(seed)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=DUPLICATE_WARNING)
+                opt = cls(params, **rule.kwargs)
+            result = "ok"
+            for step in range(2):
+                for p, g in zip(params, _grads(params, step)):
+                    p.grad = g
+                before = snapshot(opt)
+                try:
+                    opt.step()
+                except RuntimeError:
+                    result = "raised"
+                    if cls is rule.cls:
+                        assert_unchanged(opt, before)
+                    break
+            outcomes.append((result, params, opt))
+        (ref_result, ref_params, ref_opt), (result, params, opt) = outcomes
+        if result == "ok":
+            assert ref_result == "ok", f"seed {seed}: torch raises, optimcore steps"
+            assert_close_runs(((ref_params, ref_opt), (params, opt)))
