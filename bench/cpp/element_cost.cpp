@@ -33,14 +33,14 @@ void row(const char* name, std::size_t n) {
   AdamTensor<T> a;
   a.param = p.data();
   a.grad = g.data();
-  a.exp_avg = m.data();
-  a.exp_avg_sq = v.data();
+  a.state[optimcore::Adam::kExpAvg] = m.data();
+  a.state[optimcore::Adam::kExpAvgSq] = v.data();
   a.step = &step;
   a.numel = n;
   SgdTensor<T> s;
   s.param = p.data();
   s.grad = g.data();
-  s.momentum_buffer = m.data();
+  s.state[optimcore::Sgd::kMomentumBuffer] = m.data();
   s.numel = n;
   AdamOptions ao;
   SgdOptions so;

@@ -18,48 +18,29 @@ P* ptr(std::int64_t v) {
   return reinterpret_cast<P*>(static_cast<std::uintptr_t>(v));
 }
 
-template <class T, class S>
-void adam_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
-                const AdamOptions& o, int nt) {
-  std::vector<AdamTensor<T, S>> tensors;
-  tensors.reserve(count);
+// The table's rows as the rule's ParamStates, rows without a gradient left out.
+template <class T, class S, std::size_t N>
+std::vector<ParamState<T, S, N>> unpack(const std::int64_t* table, const std::int64_t* grads,
+                                        std::size_t count) {
+  std::vector<ParamState<T, S, N>> rows;
+  rows.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     if (grads[i] == kNoGrad) continue;
-    const std::int64_t* row = table + i * (kState0 + 3);
-    AdamTensor<T, S>& t = tensors.emplace_back();
+    const std::int64_t* row = table + i * (kState0 + N);
+    ParamState<T, S, N>& t = rows.emplace_back();
     t.param = ptr<T>(row[kParam]);
     t.grad = ptr<const T>(grads[i]);
     t.step = ptr<float>(row[kStep]);
     t.numel = static_cast<std::size_t>(row[kNumel]);
     t.master_param = ptr<S>(row[kMaster]);
-    t.exp_avg = ptr<S>(row[kState0]);
-    t.exp_avg_sq = ptr<S>(row[kState0 + 1]);
-    t.max_exp_avg_sq = ptr<S>(row[kState0 + 2]);
+    t.new_state = static_cast<std::uint32_t>(row[kFlags]);
+    for (std::size_t k = 0; k < N; ++k) t.state[k] = ptr<S>(row[kState0 + k]);
   }
-  adam_step(tensors.data(), tensors.size(), o, nt);
+  return rows;
 }
 
-template <class T, class S>
-void sgd_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
-               const SgdOptions& o, int nt) {
-  std::vector<SgdTensor<T, S>> tensors;
-  tensors.reserve(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (grads[i] == kNoGrad) continue;
-    const std::int64_t* row = table + i * (kState0 + 1);
-    SgdTensor<T, S>& t = tensors.emplace_back();
-    t.param = ptr<T>(row[kParam]);
-    t.grad = ptr<const T>(grads[i]);
-    t.numel = static_cast<std::size_t>(row[kNumel]);
-    t.master_param = ptr<S>(row[kMaster]);
-    t.momentum_buffer = ptr<S>(row[kState0]);
-    t.momentum_buffer_is_new = (row[kFlags] & kStateIsNew) != 0;
-  }
-  sgd_step(tensors.data(), tensors.size(), o, nt);
-}
-
-// Calls f.template operator()<T, S>() for the element type code; 16-bit types keep float32
-// state when master weights are on.
+// Calls f(T{}, S{}) for the element type code; 16-bit types keep float32 state when master
+// weights are on.
 template <class F>
 void dispatch_dtype(int dtype, bool master, F&& f) {
   switch (dtype) {
@@ -73,22 +54,26 @@ void dispatch_dtype(int dtype, bool master, F&& f) {
   }
 }
 
-void adam(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
-          bool master, const AdamOptions& o, int nt) {
-  dispatch_dtype(dtype, master, [&](auto t, auto s) {
-    adam_typed<decltype(t), decltype(s)>(table, grads, count, o, nt);
-  });
-}
-
-void sgd(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
-         bool master, const SgdOptions& o, int nt) {
-  dispatch_dtype(dtype, master, [&](auto t, auto s) {
-    sgd_typed<decltype(t), decltype(s)>(table, grads, count, o, nt);
-  });
-}
+// One generic entry per rule: unpack, dispatch on the element type, call <prefix>_step.
+#define OPTIMCORE_KERNEL(prefix, Rule)                                                        \
+  void prefix(const std::int64_t* table, const std::int64_t* grads, std::size_t count,        \
+              int dtype, bool master, const void* options, int num_threads) {                 \
+    dispatch_dtype(dtype, master, [&](auto t, auto s) {                                        \
+      using T = decltype(t);                                                                   \
+      using S = decltype(s);                                                                   \
+      const auto rows = unpack<T, S, Rule::kStates>(table, grads, count);                      \
+      prefix##_step(rows.data(), rows.size(), *static_cast<const Rule::Options*>(options),     \
+                    num_threads);                                                              \
+    });                                                                                        \
+  }
+OPTIMCORE_RULES(OPTIMCORE_KERNEL)
+#undef OPTIMCORE_KERNEL
 
 }  // namespace
 
-extern const Kernels OPTIMCORE_KERNELS_NAME = {OPTIMCORE_STR(OPTIMCORE_KERNELS_NAME), &adam, &sgd};
+#define OPTIMCORE_KERNEL_ENTRY(prefix, Rule) &prefix,
+extern const Kernels OPTIMCORE_KERNELS_NAME = {OPTIMCORE_STR(OPTIMCORE_KERNELS_NAME),
+                                               {OPTIMCORE_RULES(OPTIMCORE_KERNEL_ENTRY)}};
+#undef OPTIMCORE_KERNEL_ENTRY
 
 }  // namespace optimcore::bindings

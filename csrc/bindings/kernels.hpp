@@ -5,33 +5,39 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "optimcore/adam.hpp"
-#include "optimcore/sgd.hpp"
+#include "optimcore/optimcore.hpp"
 
 namespace optimcore::bindings {
 
-// Element type codes, shared with python/optimcore/_optimizer.py (_DTYPE_CODES).
+// Element type codes, shared with python/optimcore/_table.py (DTYPE_CODES).
 enum DType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
 
 // Row layout of the int64 tensor tables built (and cached) by the Python layer, one row per
 // parameter tensor, the same for every rule: pointers are data_ptr() values, 0 means "absent";
-// a rule's state tensors follow in the order of its Python class's _state_keys. Gradients change
-// every step, so their pointers come in a separate array, one per row.
+// the rule's state tensors follow in the order of its description's state_names. kFlags holds
+// ParamState::new_state (bit k: state k is new). Gradients change every step, so their pointers
+// come in a separate array, one per row.
 enum Column : int { kParam, kStep, kNumel, kMaster, kFlags, kState0 };
-// kFlags bits.
-enum Flag : std::int64_t { kStateIsNew = 1 };
 // A gradient pointer of kNoGrad: the row takes no part in this step (its parameter has no
 // gradient now). The kernel skips it: no state, step count or parameter is touched.
 constexpr std::int64_t kNoGrad = -1;
 
+// Index of each rule in Kernels::rules, in OPTIMCORE_RULES order.
+enum RuleId : int {
+#define OPTIMCORE_RULE_ID(prefix, Rule) k_##prefix,
+  OPTIMCORE_RULES(OPTIMCORE_RULE_ID)
+#undef OPTIMCORE_RULE_ID
+  kRuleCount
+};
+
+// One rule's step over `count` rows of `table` (kState0 + the rule's number of state tensors
+// columns each) with `count` gradient pointers; `options` points at the rule's Options.
+using KernelFn = void (*)(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
+                          int dtype, bool master, const void* options, int num_threads);
+
 struct Kernels {
   const char* name;
-  // table: `count` rows of kState0 + (number of the rule's state tensors) columns; grads:
-  // `count` gradient pointers (kNoGrad: skip the row).
-  void (*adam)(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
-               bool master, const AdamOptions& options, int num_threads);
-  void (*sgd)(const std::int64_t* table, const std::int64_t* grads, std::size_t count, int dtype,
-              bool master, const SgdOptions& options, int num_threads);
+  KernelFn rules[kRuleCount];
 };
 
 extern const Kernels kernels_baseline;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.hpp"
@@ -50,6 +51,66 @@ const ob::Kernels* active = nullptr;
 
 const ob::Kernels& kernels() { return *active; }
 
+// The rule's Options from keyword arguments: every hyperparameter by name, none missing, none
+// unknown (a swapped or misspelt name raises instead of running with the wrong value).
+template <class Options>
+Options options_from(const char* rule, const py::kwargs& kwargs) {
+  Options o;
+  std::size_t used = 0;
+  o.each([&](const char* name, auto& field) {
+    if (!kwargs.contains(name))
+      throw py::type_error(std::string(rule) + ": missing hyperparameter '" + name + "'");
+    field = kwargs[name].cast<std::decay_t<decltype(field)>>();
+    ++used;
+  });
+  if (used != kwargs.size()) {
+    std::string unknown;
+    for (const auto& item : kwargs) {
+      const std::string key = py::str(item.first);
+      bool known = false;
+      o.each([&](const char* name, auto&) { known = known || key == name; });
+      if (!known) unknown += (unknown.empty() ? "'" : ", '") + key + "'";
+    }
+    throw py::type_error(std::string(rule) + ": unknown hyperparameter " + unknown);
+  }
+  return o;
+}
+
+// Binds `<prefix>_step(table, grads, count, dtype, master, stochastic_rounding, seed,
+// num_threads, **hyperparameters)` and returns the rule's description for Python: its state
+// names in table order, the state it fills itself on a first step, whether it counts steps, and
+// its hyperparameter names.
+template <class Rule>
+py::dict def_rule(py::module_& m, const char* function, ob::RuleId id) {
+  m.def(
+      function,
+      [id](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, bool master,
+           bool stochastic_rounding, std::uint64_t seed, int num_threads, py::kwargs kwargs) {
+        typename Rule::Options o = options_from<typename Rule::Options>(Rule::name, kwargs);
+        o.stochastic_rounding = stochastic_rounding;
+        o.seed = seed;
+        const auto* rows = reinterpret_cast<const std::int64_t*>(table);
+        const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
+        py::gil_scoped_release release;
+        kernels().rules[id](rows, grad_ptrs, count, dtype, master, &o, num_threads);
+      },
+      py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"), py::arg("master"),
+      py::arg("stochastic_rounding"), py::arg("seed"), py::arg("num_threads"));
+  py::list state, fills, options;
+  for (std::size_t k = 0; k < Rule::kStates; ++k) {
+    state.append(Rule::state_names[k]);
+    if (Rule::fills_new_state & (1u << k)) fills.append(Rule::state_names[k]);
+  }
+  typename Rule::Options defaults;
+  defaults.each([&](const char* name, auto&) { options.append(name); });
+  py::dict info;
+  info["state"] = py::tuple(state);
+  info["fills_new_state"] = py::tuple(fills);
+  info["counts_steps"] = Rule::counts_steps;
+  info["options"] = py::tuple(options);
+  return info;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -81,7 +142,6 @@ PYBIND11_MODULE(_C, m) {
   columns["flags"] = int(ob::kFlags);
   columns["state0"] = int(ob::kState0);
   m.attr("TABLE_COLUMNS") = columns;
-  m.attr("FLAG_STATE_IS_NEW") = int(ob::kStateIsNew);
   m.attr("NO_GRAD") = ob::kNoGrad;
 
   m.def(
@@ -97,57 +157,12 @@ PYBIND11_MODULE(_C, m) {
       py::arg("begin"), py::arg("end"), py::arg("count"), py::arg("query_begin"),
       py::arg("query_bytes"), py::arg("queries"));
 
-  m.def(
-      "adam_step",
-      [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, bool master,
-         double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad,
-         bool maximize, bool decoupled_weight_decay, bool stochastic_rounding,
-         std::uint64_t seed, int num_threads) {
-        oc::AdamOptions o;
-        o.lr = lr;
-        o.beta1 = beta1;
-        o.beta2 = beta2;
-        o.eps = eps;
-        o.weight_decay = weight_decay;
-        o.amsgrad = amsgrad;
-        o.maximize = maximize;
-        o.decoupled_weight_decay = decoupled_weight_decay;
-        o.stochastic_rounding = stochastic_rounding;
-        o.seed = seed;
-        const auto* rows = reinterpret_cast<const std::int64_t*>(table);
-        const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
-        py::gil_scoped_release release;
-        kernels().adam(rows, grad_ptrs, count, dtype, master, o, num_threads);
-      },
-      py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"), py::arg("master"),
-      py::arg("lr"),
-      py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-      py::arg("amsgrad"), py::arg("maximize"), py::arg("decoupled_weight_decay"),
-      py::arg("stochastic_rounding"), py::arg("seed"), py::arg("num_threads"));
-
-  m.def(
-      "sgd_step",
-      [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, bool master,
-         double lr, double momentum, double dampening, double weight_decay, bool nesterov,
-         bool maximize, bool stochastic_rounding, std::uint64_t seed,
-         int num_threads) {
-        oc::SgdOptions o;
-        o.lr = lr;
-        o.momentum = momentum;
-        o.dampening = dampening;
-        o.weight_decay = weight_decay;
-        o.nesterov = nesterov;
-        o.maximize = maximize;
-        o.stochastic_rounding = stochastic_rounding;
-        o.seed = seed;
-        const auto* rows = reinterpret_cast<const std::int64_t*>(table);
-        const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
-        py::gil_scoped_release release;
-        kernels().sgd(rows, grad_ptrs, count, dtype, master, o, num_threads);
-      },
-      py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"), py::arg("master"),
-      py::arg("lr"),
-      py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
-      py::arg("maximize"), py::arg("stochastic_rounding"), py::arg("seed"),
-      py::arg("num_threads"));
+  // Every rule: its description for the Python layer, and its step with hyperparameters passed
+  // by name.
+  py::dict rules;
+#define OPTIMCORE_DEF_RULE(prefix, Rule) \
+  rules[#prefix] = def_rule<oc::Rule>(m, #prefix "_step", ob::k_##prefix);
+  OPTIMCORE_RULES(OPTIMCORE_DEF_RULE)
+#undef OPTIMCORE_DEF_RULE
+  m.attr("rules") = rules;
 }

@@ -190,9 +190,9 @@ void test_adam(const optimcore::AdamOptions& o, std::size_t n, int threads, bool
     optimcore::AdamTensor<T, S> tensor;
     tensor.param = param.data();
     tensor.grad = grad.data();
-    tensor.exp_avg = m.data();
-    tensor.exp_avg_sq = v.data();
-    tensor.max_exp_avg_sq = o.amsgrad ? vmax.data() : nullptr;
+    tensor.state[optimcore::Adam::kExpAvg] = m.data();
+    tensor.state[optimcore::Adam::kExpAvgSq] = v.data();
+    tensor.state[optimcore::Adam::kMaxExpAvgSq] = o.amsgrad ? vmax.data() : nullptr;
     tensor.step = &step;
     tensor.numel = n;
     tensor.master_param = master ? master_p.data() : nullptr;
@@ -227,8 +227,8 @@ void test_sgd(const optimcore::SgdOptions& o, std::size_t n, int threads) {
     optimcore::SgdTensor<T> tensor;
     tensor.param = param.data();
     tensor.grad = grad.data();
-    tensor.momentum_buffer = buf.data();
-    tensor.momentum_buffer_is_new = t == 1;
+    tensor.state[optimcore::Sgd::kMomentumBuffer] = buf.data();
+    tensor.new_state = (t == 1) ? optimcore::Sgd::fills_new_state : 0u;
     tensor.numel = n;
     optimcore::sgd_step(&tensor, 1, o, threads);
     for (std::size_t j = 0; j < n; ++j) {

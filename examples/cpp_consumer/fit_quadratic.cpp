@@ -32,8 +32,8 @@ int main() {
         optimcore::AdamTensor<float> t;
         t.param = x;
         t.grad = g;
-        t.exp_avg = exp_avg.data();
-        t.exp_avg_sq = exp_avg_sq.data();
+        t.state[optimcore::Adam::kExpAvg] = exp_avg.data();
+        t.state[optimcore::Adam::kExpAvgSq] = exp_avg_sq.data();
         t.step = &step_count;
         t.numel = n;
         optimcore::adam_step(&t, 1, adam, /*num_threads=*/2);
@@ -50,8 +50,8 @@ int main() {
         optimcore::SgdTensor<float> t;
         t.param = x;
         t.grad = g;
-        t.momentum_buffer = momentum.data();
-        t.momentum_buffer_is_new = first;
+        t.state[optimcore::Sgd::kMomentumBuffer] = momentum.data();
+        t.new_state = (first) ? optimcore::Sgd::fills_new_state : 0u;
         t.numel = n;
         optimcore::sgd_step(&t, 1, sgd, 2);
         first = false;

@@ -3,7 +3,6 @@ optimcore package. Tensor arguments are addresses of int64 tables built by _opti
 
 has_openmp: bool
 TABLE_COLUMNS: dict[str, int]
-FLAG_STATE_IS_NEW: int
 NO_GRAD: int
 
 def first_overlap(
@@ -13,13 +12,16 @@ def first_overlap(
 def simd_level() -> str: ...
 def set_simd_level(name: str) -> None: ...
 def supported_simd_levels() -> list[str]: ...
-def adam_step(
-    table: int, grads: int, count: int, dtype: int, master: bool, lr: float, beta1: float,
-    beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
-    decoupled_weight_decay: bool, stochastic_rounding: bool, seed: int, num_threads: int,
-) -> None: ...
+rules: dict[str, dict]  # per rule: state, fills_new_state, counts_steps, options
+
+# One per rule in OPTIMCORE_RULES (csrc/include/optimcore/optimcore.hpp): <rule>_step(table,
+# grads, count, dtype, master, stochastic_rounding, seed, num_threads, **hyperparameters),
+# hyperparameters by the names in rules[<rule>]["options"].
 def sgd_step(
-    table: int, grads: int, count: int, dtype: int, master: bool, lr: float, momentum: float,
-    dampening: float, weight_decay: float, nesterov: bool, maximize: bool,
-    stochastic_rounding: bool, seed: int, num_threads: int,
+    table: int, grads: int, count: int, dtype: int, master: bool, stochastic_rounding: bool,
+    seed: int, num_threads: int, **hyperparameters: float | bool,
+) -> None: ...
+def adam_step(
+    table: int, grads: int, count: int, dtype: int, master: bool, stochastic_rounding: bool,
+    seed: int, num_threads: int, **hyperparameters: float | bool,
 ) -> None: ...

@@ -28,10 +28,10 @@ import torch
 from torch.autograd.graph import increment_version
 from torch.optim import Optimizer
 
-from . import _table
+from . import _C, _table
 from ._state import MASTER_KEY, TorchStep, check_checkpoint, keep_master_state, to_float
 from ._state import restore_master_state
-from ._table import DTYPE_CODES, FLAGS, NO_GRAD, STATE_IS_NEW, Table, check_grads, dtype_of
+from ._table import DTYPE_CODES, FLAGS, NO_GRAD, Table, check_grads, dtype_of
 from ._table import grad_of, version_of
 
 # optimcore's own options, taken off before torch's constructor runs; absent from param groups
@@ -122,12 +122,15 @@ class CoreOptimizer(Optimizer):
     """
 
     # Rule interface -------------------------------------------------------------------------
+    #: The rule's prefix in the compiled core (OPTIMCORE_RULES in optimcore.hpp): its kernel
+    #: is ``_C.<rule>_step`` and its description ``_C.rules[<rule>]`` (state names in table
+    #: order, the state it fills itself on a first step, whether it counts steps, hyperparameter
+    #: names). Set on the class; everything below derives from it.
+    _rule: str
     #: Sparse gradients: False raises ``_sparse_message``; True sends those parameters to
     #: ``_sparse_step`` (torch's own implementation).
     _supports_sparse = False
     _sparse_message = "{name} does not support sparse gradients"
-    #: Whether the rule keeps a 0-d ``step`` tensor per parameter (torch's convention).
-    _has_step = False
     #: State keys torch creates lazily when an option is switched on mid-training (so they may
     #: be missing beside the others); any other missing key is a truncated checkpoint.
     _optional_state: frozenset = frozenset()
@@ -136,25 +139,30 @@ class CoreOptimizer(Optimizer):
     #: otherwise it is refused before any write, with a message saying how to proceed.
     _torch_steps_mixed_dtypes = False
 
-    def _state_keys(self, group: dict) -> tuple:
-        """Names of the per-element state tensors, in table order; None marks a column the group's
-        options leave unused. The length is fixed per rule: it is the kernel's row width."""
+    def _uses_state(self, group: dict, key: str) -> bool:
+        """Whether the group's options use this state tensor (Adam's max_exp_avg_sq: amsgrad)."""
+        return True
+
+    def _hyperparameters(self, group: dict) -> dict:
+        """The group's hyperparameters by the kernel's names (``_C.rules[rule]["options"]``),
+        each read with ``hyperparameter`` so that a value out of torch's range raises while
+        planning, before anything is written."""
         raise NotImplementedError
+
+    # Derived from the compiled rule's description.
+    _kernel: Callable[..., None]
+    _has_step: bool
+    _state_names: tuple
+    _filled_state: frozenset
+
+    def _state_keys(self, group: dict) -> tuple:
+        """Names of the per-element state tensors in table order; None marks a column the
+        group's options leave unused (the length is the kernel's row width)."""
+        return tuple(k if self._uses_state(group, k) else None for k in self._state_names)
 
     def _new_state_is_flagged(self, key: str) -> bool:
         """True if the kernel fills this state on its first step (no zero-initialisation)."""
-        return False
-
-    def _hyperparameters(self, group: dict) -> tuple:
-        """The group's hyperparameters as the kernel's scalar arguments (floats and bools),
-        checked (see ``hyperparameter``) while planning, before anything is written."""
-        raise NotImplementedError
-
-    #: The kernel, called once per table by ``_launch`` as ``_kernel(table, grads, count,
-    #: dtype_code, master, *hyperparameters, stochastic_rounding, seed, num_threads)``: `table`
-    #: and `grads` are addresses of the int64 row table and of the gradient pointers, `count`
-    #: rows; `master`: float32 state and master weights.
-    _kernel: Callable[..., None]
+        return key in self._filled_state
 
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
         raise NotImplementedError
@@ -162,6 +170,16 @@ class CoreOptimizer(Optimizer):
     # Construction ---------------------------------------------------------------------------
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "_rule" in cls.__dict__:
+            info = _C.rules[cls._rule]
+            cls._kernel = staticmethod(getattr(_C, f"{cls._rule}_step"))
+            cls._has_step = info["counts_steps"]
+            cls._state_names = info["state"]
+            cls._filled_state = frozenset(info["fills_new_state"])
+            unknown = set(cls._optional_state) - set(cls._state_names)
+            if unknown:
+                raise TypeError(f"{cls.__name__}._optional_state names state the compiled rule "
+                                f"'{cls._rule}' does not have: {sorted(unknown)}")
         torch_cls = cls._torch_class()
         if torch_cls is not None and "__init__" not in cls.__dict__:
             cls.__init__ = _derived_init(torch_cls)
@@ -466,7 +484,7 @@ class CoreOptimizer(Optimizer):
             if grad_ptrs[r] != NO_GRAD:
                 step.copy_(shadow)
         if table.new_rows:
-            table.table[table.new_rows, FLAGS] &= ~STATE_IS_NEW
+            table.table[table.new_rows, FLAGS] = 0
             table.new_rows = []
         if table.master:  # after our own writes, which are not outside writes
             table.versions = list(map(version_of, table.params))
@@ -493,7 +511,7 @@ class CoreOptimizer(Optimizer):
             count = table.table.shape[0]
         self._kernel(table.table.data_ptr() + first * table.width * 8,
                      grad_ptrs.buffer_info()[0] + first * 8, count,
-                     DTYPE_CODES[table.dtype], table.master, *hyper, sr, seed, num_threads)
+                     DTYPE_CODES[table.dtype], table.master, sr, seed, num_threads, **hyper)
 
     def _torch_step(self, group: dict) -> None:
         """torch's own step of this rule, for one param group, on the same state."""

@@ -37,7 +37,6 @@ _COL = _C.TABLE_COLUMNS
 PARAM, STEP, NUMEL, MASTER, FLAGS, STATE0 = (
     _COL[k] for k in ("param", "step", "numel", "master", "flags", "state0")
 )
-STATE_IS_NEW = _C.FLAG_STATE_IS_NEW
 NO_GRAD = _C.NO_GRAD
 
 # Element type codes of csrc/bindings/kernels.hpp (enum DType).
@@ -140,7 +139,7 @@ class Table:
         self.staged: list[int] = []  # rows whose param/state memory is not one dense span
         self.sequential = False  # rows share memory: run them one at a time, in order
         self.new_state: list[tuple[torch.Tensor, dict]] = []  # (param, state) to publish
-        self.new_rows: list[int] = []  # rows flagged STATE_IS_NEW until their first step
+        self.new_rows: list[int] = []  # rows with new-state flags until their first step
         # Steps of another dtype than float32 (torch's under default dtype float64, or a
         # checkpoint's int64): the kernel counts in a float32 copy, copied in and out.
         self.step_shadows: list[tuple[int, torch.Tensor, torch.Tensor]] = []
@@ -392,14 +391,14 @@ def _fill_row(t: Table, r: int, row: list, p, state: dict, flagged: set) -> None
             row[STEP] = shadow.data_ptr()
         written.append((step, "state 'step'"))
     dense = is_dense(view)
-    flags = 0
+    flags = 0  # bit k: state column k is new, the kernel fills it (ParamState::new_state)
     for key, column in t.columns:
         s = real(local(state[key]))
         row[column] = s.data_ptr()
         dense = dense and same_layout(s, view)
         written.append((state[key], f"state '{key}'"))
-        if key in flagged:
-            flags |= STATE_IS_NEW
+        if key in flagged and column >= STATE0:
+            flags |= 1 << (column - STATE0)
     row[FLAGS] = flags
     if flags:
         t.new_rows.append(r)

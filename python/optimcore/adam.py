@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from . import _C
 from ._optimizer import CoreOptimizer, hyperparameter
 
 __all__ = ["Adam"]
@@ -24,24 +23,23 @@ class Adam(CoreOptimizer, torch.optim.Adam):
     (unbiased), with random bits drawn from torch's default generator each step.
     """
 
-    _has_step = True
+    _rule = "adam"
     _optional_state = frozenset({"max_exp_avg_sq"})  # amsgrad switched on mid-training
     _sparse_message = (
         "Adam does not support sparse gradients, please consider SparseAdam instead"
     )
 
-    def _state_keys(self, group: dict) -> tuple:
-        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
+    def _uses_state(self, group: dict, key: str) -> bool:
+        return key != "max_exp_avg_sq" or bool(group["amsgrad"])
 
-    def _hyperparameters(self, group: dict) -> tuple:
-        return (
-            hyperparameter(group, "lr"),
-            hyperparameter(group, "betas", 0, high=1.0),  # beta = 1 divides by zero
-            hyperparameter(group, "betas", 1, high=1.0),
-            hyperparameter(group, "eps"),
-            hyperparameter(group, "weight_decay"),
-            bool(group["amsgrad"]), bool(group["maximize"]),
-            bool(group["decoupled_weight_decay"]),
+    def _hyperparameters(self, group: dict) -> dict:
+        return dict(
+            lr=hyperparameter(group, "lr"),
+            beta1=hyperparameter(group, "betas", 0, high=1.0),  # beta = 1 divides by zero
+            beta2=hyperparameter(group, "betas", 1, high=1.0),
+            eps=hyperparameter(group, "eps"),
+            weight_decay=hyperparameter(group, "weight_decay"),
+            amsgrad=bool(group["amsgrad"]),
+            maximize=bool(group["maximize"]),
+            decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
         )
-
-    _kernel = staticmethod(_C.adam_step)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch.optim.sgd import sgd as _torch_sgd
 
-from . import _C
 from ._optimizer import CoreOptimizer, hyperparameter
 
 __all__ = ["SGD"]
@@ -29,26 +28,23 @@ class SGD(CoreOptimizer, torch.optim.SGD):
     (unbiased), with random bits drawn from torch's default generator each step.
     """
 
+    _rule = "sgd"
     _supports_sparse = True
     _optional_state = frozenset({"momentum_buffer"})  # momentum switched on mid-training
     _torch_steps_mixed_dtypes = True
 
-    def _state_keys(self, group: dict) -> tuple:
-        return ("momentum_buffer" if group["momentum"] != 0 else None,)
+    def _uses_state(self, group: dict, key: str) -> bool:
+        return group["momentum"] != 0
 
-    def _new_state_is_flagged(self, key: str) -> bool:
-        # torch starts the buffer as a copy of the first (decayed) gradient: the kernel writes it.
-        return key == "momentum_buffer"
-
-    def _hyperparameters(self, group: dict) -> tuple:
-        return (
-            hyperparameter(group, "lr"), hyperparameter(group, "momentum"),
-            hyperparameter(group, "dampening", low=float("-inf")),
-            hyperparameter(group, "weight_decay"),
-            bool(group["nesterov"]), bool(group["maximize"]),
+    def _hyperparameters(self, group: dict) -> dict:
+        return dict(
+            lr=hyperparameter(group, "lr"),
+            momentum=hyperparameter(group, "momentum"),
+            dampening=hyperparameter(group, "dampening", low=float("-inf")),
+            weight_decay=hyperparameter(group, "weight_decay"),
+            nesterov=bool(group["nesterov"]),
+            maximize=bool(group["maximize"]),
         )
-
-    _kernel = staticmethod(_C.sgd_step)
 
     def _sparse_step(self, group: dict, params: list, grads: list) -> None:
         momentum = group["momentum"]

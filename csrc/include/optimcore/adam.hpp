@@ -18,7 +18,7 @@
 namespace optimcore {
 
 // Hyperparameters: plain data, the same type in every SIMD-level build.
-struct AdamOptions {
+struct AdamOptions : StepOptions {
   double lr = 1e-3;
   double beta1 = 0.9;
   double beta2 = 0.999;
@@ -27,33 +27,34 @@ struct AdamOptions {
   bool amsgrad = false;
   bool maximize = false;
   bool decoupled_weight_decay = false;  // true: AdamW
-  // bfloat16 parameters only: round the updated parameter stochastically (see
-  // to_bfloat16_stochastic), with random bits from `seed`, the tensor's index and the element.
-  bool stochastic_rounding = false;
-  std::uint64_t seed = 0;
+
+  // Every hyperparameter by name (bindings pass them by name, never by position).
+  template <class F>
+  void each(F&& f) {
+    f("lr", lr); f("beta1", beta1); f("beta2", beta2); f("eps", eps);
+    f("weight_decay", weight_decay); f("amsgrad", amsgrad); f("maximize", maximize);
+    f("decoupled_weight_decay", decoupled_weight_decay);
+  }
+};
+
+// The rule's description: its state tensors in table order (max_exp_avg_sq only with amsgrad),
+// which of them it fills itself on a first step (bit mask), and whether it counts steps.
+struct Adam {
+  static constexpr const char* name = "adam";
+  enum State : std::size_t { kExpAvg, kExpAvgSq, kMaxExpAvgSq, kStates };
+  static constexpr const char* state_names[kStates] = {"exp_avg", "exp_avg_sq",
+                                                       "max_exp_avg_sq"};
+  static constexpr std::uint32_t fills_new_state = 0;
+  static constexpr bool counts_steps = true;
+  using Options = AdamOptions;
 };
 
 }  // namespace optimcore
 
 OPTIMCORE_NAMESPACE_BEGIN
 
-// One parameter tensor and its state, all of `numel` elements, densely stored in the same order.
-// T is the parameter/gradient type; S the state type (S == T, or float with 16-bit T and
-// master weights). `step` is the tensor's float32 step count, incremented by adam_step.
-// max_exp_avg_sq is used only with amsgrad. master_param, when not null, holds the float32
-// master copy of a 16-bit parameter: the update reads and writes it, and `param` receives the
-// rounded result. Pointers of one tensor must not alias each other.
 template <class T, class S = T>
-struct AdamTensor {
-  T* param = nullptr;
-  const T* grad = nullptr;
-  S* exp_avg = nullptr;
-  S* exp_avg_sq = nullptr;
-  S* max_exp_avg_sq = nullptr;
-  float* step = nullptr;
-  std::size_t numel = 0;
-  S* master_param = nullptr;
-};
+using AdamTensor = ParamState<T, S, Adam::kStates>;
 
 namespace detail {
 
@@ -74,9 +75,9 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
   using C = compute_t<T>;
   T* OPTIMCORE_RESTRICT param = t.param;
   const T* OPTIMCORE_RESTRICT grad = t.grad;
-  S* OPTIMCORE_RESTRICT exp_avg = t.exp_avg;
-  S* OPTIMCORE_RESTRICT exp_avg_sq = t.exp_avg_sq;
-  S* OPTIMCORE_RESTRICT max_exp_avg_sq = t.max_exp_avg_sq;
+  S* OPTIMCORE_RESTRICT exp_avg = t.state[Adam::kExpAvg];
+  S* OPTIMCORE_RESTRICT exp_avg_sq = t.state[Adam::kExpAvgSq];
+  S* OPTIMCORE_RESTRICT max_exp_avg_sq = t.state[Adam::kMaxExpAvgSq];
   S* OPTIMCORE_RESTRICT master = t.master_param;
   // Scalars live in locals: read through `k`, the compiler would have to assume the stores
   // below may change them, and (with amsgrad's fifth array) gives up vectorizing.
@@ -95,8 +96,7 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    C p;
-    if constexpr (MASTER) p = load(master[j]); else p = load(param[j]);
+    C p = load_param<MASTER>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     if constexpr (DECOUPLED) p = p * decay_scale;
     const C m0 = load(exp_avg[j]);
@@ -115,21 +115,8 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
     p = p + neg_step_size * m / denom;  // torch's addcdiv: (value * t1) / t2
     exp_avg[j] = store<S>(m);
     exp_avg_sq[j] = store<S>(v);
-    if constexpr (MASTER) master[j] = store<S>(p);
-    param[j] = store_param<SR, T>(p, stream, j);
+    store_result<MASTER, SR>(param, master, j, p, stream);
   }
-}
-
-template <bool AMSGRAD, bool L2, bool DECOUPLED, bool MASTER, bool SR, class T, class S>
-void adam_run(const AdamTensor<T, S>* tensors, std::size_t count,
-              const AdamScalars<compute_t<T>>& k, const std::vector<AdamStepScalars>& steps,
-              std::uint64_t seed, int num_threads) {
-  for_each_range(
-      count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-      [&](std::size_t i, std::size_t b, std::size_t e) {
-        adam_range<AMSGRAD, L2, DECOUPLED, MASTER, SR>(tensors[i], b, e, k, steps[i],
-                                                       SR ? tensor_stream(seed, i) : 0u);
-      });
 }
 
 }  // namespace detail
@@ -167,30 +154,29 @@ void adam_step(const AdamTensor<T, S>* tensors, std::size_t count, const AdamOpt
                                  static_cast<C>(o.beta2),
                                  static_cast<C>(1.0 - o.beta2),
                                  static_cast<C>(o.eps)};
-  const bool master = tensors[0].master_param != nullptr;
+  using Yes = std::true_type;
+  using No = std::false_type;
   // Every flag combination is its own loop, so the inner loop has no data-independent branches.
-  auto run = [&](auto amsgrad, auto l2c, auto dec, auto mas, auto sr) {
-    detail::adam_run<decltype(amsgrad)::value, decltype(l2c)::value, decltype(dec)::value,
-                     decltype(mas)::value, decltype(sr)::value>(tensors, count, k, steps, o.seed,
-                                                                num_threads);
-  };
-  using F = std::false_type;
-  using Tr = std::true_type;
-  auto with_rounding = [&](auto a, auto l, auto d, auto m) {
-    if constexpr (std::is_same<T, bfloat16>::value) {
-      if (o.stochastic_rounding) return run(a, l, d, m, Tr{});
-    }
-    run(a, l, d, m, F{});
-  };
-  auto with_master = [&](auto a, auto l, auto d) {
-    master ? with_rounding(a, l, d, Tr{}) : with_rounding(a, l, d, F{});
+  auto run = [&](auto amsgrad, auto l2c, auto dec) {
+    with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
+                       [&](auto master, auto sr) {
+      constexpr bool A = decltype(amsgrad)::value, L = decltype(l2c)::value;
+      constexpr bool D = decltype(dec)::value, M = decltype(master)::value;
+      constexpr bool R = decltype(sr)::value;
+      for_each_range(
+          count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
+          [&](std::size_t i, std::size_t b, std::size_t e) {
+            detail::adam_range<A, L, D, M, R>(tensors[i], b, e, k, steps[i],
+                                              R ? tensor_stream(o.seed, i) : 0u);
+          });
+    });
   };
   auto with_decay = [&](auto a) {
-    if (l2) with_master(a, Tr{}, F{});
-    else if (decoupled) with_master(a, F{}, Tr{});
-    else with_master(a, F{}, F{});
+    if (l2) run(a, Yes{}, No{});
+    else if (decoupled) run(a, No{}, Yes{});
+    else run(a, No{}, No{});
   };
-  o.amsgrad ? with_decay(Tr{}) : with_decay(F{});
+  o.amsgrad ? with_decay(Yes{}) : with_decay(No{});
 }
 
 OPTIMCORE_NAMESPACE_END

@@ -44,7 +44,40 @@
 #define OPTIMCORE_IS_NAN_BITS(u, f) ((f) != (f))
 #endif
 
+namespace optimcore {
+
+// What every rule's options carry besides its hyperparameters: plain data, the same type in
+// every SIMD-level build.
+struct StepOptions {
+  // bfloat16 parameters only: round the updated parameter stochastically (see
+  // to_bfloat16_stochastic), with random bits from `seed`, the tensor's index and the element.
+  bool stochastic_rounding = false;
+  std::uint64_t seed = 0;
+};
+
+}  // namespace optimcore
+
 OPTIMCORE_NAMESPACE_BEGIN
+
+// One parameter tensor and its state, as every rule's step takes it: `numel` elements of
+// param, grad and each state tensor, densely stored in the same order. T is the
+// parameter/gradient type, S the state type (T, or float for a 16-bit T with master weights),
+// N the rule's number of state tensors, in the order of its description's `state_names`
+// (options may leave some unused: nullptr). `step` is the tensor's float32 step count (rules
+// that count steps increment it), `master_param` the float32 master copy of a 16-bit parameter
+// or nullptr (then the update reads and writes it and `param` gets the rounded result), and
+// bit k of `new_state` says state[k] holds no values yet: the rule fills it on this step
+// (e.g. SGD's momentum buffer starts as the gradient). Pointers of one tensor must not alias.
+template <class T, class S, std::size_t N>
+struct ParamState {
+  T* param = nullptr;
+  const T* grad = nullptr;
+  S* state[N > 0 ? N : 1] = {};
+  float* step = nullptr;
+  std::size_t numel = 0;
+  S* master_param = nullptr;
+  std::uint32_t new_state = 0;
+};
 
 // Storage-only 16-bit types: the bits of a torch.bfloat16 / torch.float16 element.
 struct bfloat16 {
@@ -164,6 +197,43 @@ OPTIMCORE_INLINE T store_param(compute_t<T> v, std::uint32_t stream, std::size_t
     (void)j;
     return store<T>(v);
   }
+}
+
+// Calls f(MASTER, SR) with two std::bool_constant values for a step's storage options, so a
+// rule's loop is compiled once per combination and has no branch on them: MASTER, the tensors
+// carry float32 master copies (16-bit T only); SR, bfloat16 parameters round stochastically.
+template <class T, class S, class F>
+void with_storage(bool master, bool stochastic, F&& f) {
+  using Yes = std::true_type;
+  using No = std::false_type;
+  if constexpr (!std::is_same<T, S>::value) {
+    if (master) {
+      if constexpr (std::is_same<T, bfloat16>::value) {
+        if (stochastic) return f(Yes{}, Yes{});
+      }
+      return f(Yes{}, No{});
+    }
+  }
+  if constexpr (std::is_same<T, bfloat16>::value) {
+    if (stochastic) return f(No{}, Yes{});
+  }
+  f(No{}, No{});
+}
+
+// The parameter value an update starts from: the master copy with MASTER, else the parameter.
+template <bool MASTER, class T, class S>
+OPTIMCORE_INLINE compute_t<T> load_param(const T* param, const S* master, std::size_t j) {
+  if constexpr (MASTER) return load(master[j]);
+  else return load(param[j]);
+}
+
+// Stores an updated parameter value: into the master copy (MASTER) and, rounded to nearest or
+// stochastically (SR), into the parameter.
+template <bool MASTER, bool SR, class T, class S>
+OPTIMCORE_INLINE void store_result(T* param, S* master, std::size_t j, compute_t<T> v,
+                                   std::uint32_t stream) {
+  if constexpr (MASTER) master[j] = store<S>(v);
+  param[j] = store_param<SR, T>(v, stream, j);
 }
 
 // a * b + c, rounded once where the target has FMA and twice elsewhere: exactly what torch's

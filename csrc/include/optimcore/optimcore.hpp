@@ -2,10 +2,18 @@
 #pragma once
 
 #include "optimcore/common.hpp"
-#include "optimcore/parallel.hpp"
 #include "optimcore/overlap.hpp"
+#include "optimcore/parallel.hpp"
+
 #include "optimcore/adam.hpp"
 #include "optimcore/sgd.hpp"
+
+// Every rule of the core, as X(function prefix, description type): `X(adam, Adam)` stands for
+// optimcore::Adam (name, state, options) and optimcore::adam_step. Bindings and tests generate
+// their per-rule code from this list; a new rule adds its header above and one line here.
+#define OPTIMCORE_RULES(X) \
+  X(sgd, Sgd)              \
+  X(adam, Adam)
 
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1

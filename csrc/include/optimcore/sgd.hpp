@@ -16,35 +16,39 @@
 namespace optimcore {
 
 // Hyperparameters: plain data, the same type in every SIMD-level build.
-struct SgdOptions {
+struct SgdOptions : StepOptions {
   double lr = 1e-3;
   double momentum = 0.0;
   double dampening = 0.0;
   double weight_decay = 0.0;
   bool nesterov = false;
   bool maximize = false;
-  // bfloat16 parameters only: as AdamOptions::stochastic_rounding.
-  bool stochastic_rounding = false;
-  std::uint64_t seed = 0;
+
+  // Every hyperparameter by name (bindings pass them by name, never by position).
+  template <class F>
+  void each(F&& f) {
+    f("lr", lr); f("momentum", momentum); f("dampening", dampening);
+    f("weight_decay", weight_decay); f("nesterov", nesterov); f("maximize", maximize);
+  }
+};
+
+// The rule's description: one state tensor (used only when momentum != 0), which the rule fills
+// itself on a first step (torch starts the buffer as a copy of the decayed gradient).
+struct Sgd {
+  static constexpr const char* name = "sgd";
+  enum State : std::size_t { kMomentumBuffer, kStates };
+  static constexpr const char* state_names[kStates] = {"momentum_buffer"};
+  static constexpr std::uint32_t fills_new_state = 1u << kMomentumBuffer;
+  static constexpr bool counts_steps = false;
+  using Options = SgdOptions;
 };
 
 }  // namespace optimcore
 
 OPTIMCORE_NAMESPACE_BEGIN
 
-// One parameter tensor and its state, all of `numel` elements, densely stored in the same order.
-// momentum_buffer is used only when momentum != 0; with momentum_buffer_is_new the buffer's
-// contents are ignored and it is set to the (decayed) gradient, as torch does on a first step.
-// master_param: as in AdamTensor. Pointers of one tensor must not alias each other.
 template <class T, class S = T>
-struct SgdTensor {
-  T* param = nullptr;
-  const T* grad = nullptr;
-  S* momentum_buffer = nullptr;
-  bool momentum_buffer_is_new = false;
-  std::size_t numel = 0;
-  S* master_param = nullptr;
-};
+using SgdTensor = ParamState<T, S, Sgd::kStates>;
 
 namespace detail {
 
@@ -53,31 +57,28 @@ struct SgdScalars {
   C sign, weight_decay, momentum, one_minus_dampening, neg_lr;
 };
 
-// MOMENTUM: 0 none, 1 heavy ball, 2 Nesterov.
+// MOMENTUM: 0 none, 1 heavy ball, 2 Nesterov. FIRST: the momentum buffer is new.
 template <int MOMENTUM, bool FIRST, bool L2, bool MASTER, bool SR, class T, class S>
 void sgd_range(const SgdTensor<T, S>& t, std::size_t begin, std::size_t end,
                const SgdScalars<compute_t<T>>& k, std::uint32_t stream) {
   using C = compute_t<T>;
   T* OPTIMCORE_RESTRICT param = t.param;
   const T* OPTIMCORE_RESTRICT grad = t.grad;
-  S* OPTIMCORE_RESTRICT buf = t.momentum_buffer;
+  S* OPTIMCORE_RESTRICT buf = t.state[Sgd::kMomentumBuffer];
   S* OPTIMCORE_RESTRICT master = t.master_param;
   // Scalars in locals, so stores through the pointers cannot be assumed to change them.
   const C sign = k.sign, weight_decay = k.weight_decay, momentum = k.momentum;
   const C one_minus_dampening = k.one_minus_dampening, neg_lr = k.neg_lr;
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    C p;
-    if constexpr (MASTER) p = load(master[j]); else p = load(param[j]);
+    C p = load_param<MASTER>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     if constexpr (MOMENTUM != 0) {
       const C b = FIRST ? g : madd(g, one_minus_dampening, load(buf[j]) * momentum);
       buf[j] = store<S>(b);
       g = (MOMENTUM == 2) ? madd(b, momentum, g) : b;
     }
-    p = madd(g, neg_lr, p);
-    if constexpr (MASTER) master[j] = store<S>(p);
-    param[j] = store_param<SR, T>(p, stream, j);
+    store_result<MASTER, SR>(param, master, j, madd(g, neg_lr, p), stream);
   }
 }
 
@@ -95,32 +96,24 @@ void sgd_step(const SgdTensor<T, S>* tensors, std::size_t count, const SgdOption
                                 static_cast<C>(1.0 - o.dampening), static_cast<C>(-o.lr)};
   const int momentum = o.momentum == 0.0 ? 0 : (o.nesterov ? 2 : 1);
   const bool l2 = o.weight_decay != 0.0;
-  const bool master = tensors[0].master_param != nullptr;
-  auto run = [&](auto mom, auto l2c, auto mas, auto sr) {
-    constexpr int M = decltype(mom)::value;
-    constexpr bool L = decltype(l2c)::value, MA = decltype(mas)::value, SR = decltype(sr)::value;
-    for_each_range(
-        count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-        [&](std::size_t i, std::size_t b, std::size_t e) {
-          const std::uint32_t stream = SR ? tensor_stream(o.seed, i) : 0u;
-          if (M != 0 && tensors[i].momentum_buffer_is_new)
-            detail::sgd_range<M, true, L, MA, SR>(tensors[i], b, e, k, stream);
-          else
-            detail::sgd_range<M, false, L, MA, SR>(tensors[i], b, e, k, stream);
-        });
+  auto run = [&](auto mom, auto l2c) {
+    with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
+                       [&](auto master, auto sr) {
+      constexpr int M = decltype(mom)::value;
+      constexpr bool L = decltype(l2c)::value, MA = decltype(master)::value;
+      constexpr bool R = decltype(sr)::value;
+      for_each_range(
+          count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
+          [&](std::size_t i, std::size_t b, std::size_t e) {
+            const std::uint32_t stream = R ? tensor_stream(o.seed, i) : 0u;
+            if (M != 0 && (tensors[i].new_state & (1u << Sgd::kMomentumBuffer)))
+              detail::sgd_range<M, true, L, MA, R>(tensors[i], b, e, k, stream);
+            else
+              detail::sgd_range<M, false, L, MA, R>(tensors[i], b, e, k, stream);
+          });
+    });
   };
-  using F = std::false_type;
-  using Tr = std::true_type;
-  auto with_rounding = [&](auto m, auto l, auto ma) {
-    if constexpr (std::is_same<T, bfloat16>::value) {
-      if (o.stochastic_rounding) return run(m, l, ma, Tr{});
-    }
-    run(m, l, ma, F{});
-  };
-  auto with_master = [&](auto m, auto l) {
-    master ? with_rounding(m, l, Tr{}) : with_rounding(m, l, F{});
-  };
-  auto with_decay = [&](auto m) { l2 ? with_master(m, Tr{}) : with_master(m, F{}); };
+  auto with_decay = [&](auto m) { l2 ? run(m, std::true_type{}) : run(m, std::false_type{}); };
   switch (momentum) {
     case 0: with_decay(std::integral_constant<int, 0>{}); break;
     case 1: with_decay(std::integral_constant<int, 1>{}); break;
