@@ -25,6 +25,20 @@ class Rule:
     bad_edits: list = field(default_factory=list)
     # State keys a checkpoint must have together (dropping one of them is a truncation).
     required_state: tuple = ()
+    # Option sets the parity tests run besides those torch's own optim_db lists for the rule.
+    extra_inputs: list = field(default_factory=list)
+
+
+def torch_inputs(rule: Rule) -> list:
+    """The kwargs torch's own tests run this rule with on the CPU (common_optimizers.optim_db),
+    plus the registry's extras."""
+    from torch.testing._internal.common_optimizers import optim_db
+
+    inputs = []
+    for info in optim_db:
+        if info.optim_cls is rule.reference:
+            inputs = [dict(i.kwargs) for i in info.optim_inputs_func(device="cpu")]
+    return inputs + [dict(k) for k in rule.extra_inputs]
 
 
 RULES = [
@@ -32,6 +46,15 @@ RULES = [
         "SGD", optimcore.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=1e-2),
         bad_edits=[("lr", None, -0.1, "lr"), ("momentum", None, -0.5, "momentum"),
                    ("lr", None, "fast", "lr"), ("weight_decay", None, -1.0, "weight_decay")],
+        extra_inputs=[dict(momentum=0.9, nesterov=True, maximize=True)],
+    ),
+    Rule(
+        "Adagrad", optimcore.Adagrad, torch.optim.Adagrad,
+        dict(lr=0.1, lr_decay=0.01, weight_decay=1e-2, initial_accumulator_value=0.1),
+        bad_edits=[("lr", None, -0.1, "lr"), ("lr_decay", None, -1.0, "lr_decay"),
+                   ("eps", None, -1.0, "eps")],
+        required_state=("step", "sum"),
+        extra_inputs=[dict(lr=0.5, lr_decay=0.1, eps=1e-3, maximize=True)],
     ),
     Rule(
         "Adam", optimcore.Adam, torch.optim.Adam, dict(lr=0.1, weight_decay=1e-2, amsgrad=True),
@@ -39,6 +62,7 @@ RULES = [
                    ("lr", None, -1e-3, "lr"), ("eps", None, -1e-8, "eps"),
                    ("lr", None, None, "lr")],
         required_state=("step", "exp_avg", "exp_avg_sq"),
+        extra_inputs=[dict(betas=(0.8, 0.99), eps=1e-6, amsgrad=True, maximize=True)],
     ),
     Rule(
         "AdamW", optimcore.AdamW, torch.optim.AdamW, dict(lr=0.1, weight_decay=0.1),

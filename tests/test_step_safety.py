@@ -276,13 +276,15 @@ def test_parameter_dtype_changed_mid_training(rule, to):
             outcomes.append(("raised", str(e), opt, before))
     (kind_ref, *ref), (kind, *ours) = outcomes
     assert kind == kind_ref
-    if kind == "ok":
+    if kind == "ok":  # the first step ran in float32: a few ulps apart, then torch's step
+        tol = dict(rtol=1e-5, atol=1e-6)
         for a, b in zip(ours[0], ref[0]):
-            torch.testing.assert_close(a, b, rtol=0, atol=0)
+            assert a.dtype == b.dtype
+            torch.testing.assert_close(a, b, **tol)
         for idx, entry in ref[1]["state"].items():
             for key, v in entry.items():
                 assert ours[1]["state"][idx][key].dtype == v.dtype
-                torch.testing.assert_close(ours[1]["state"][idx][key], v, rtol=0, atol=0)
+                torch.testing.assert_close(ours[1]["state"][idx][key], v, **tol)
     else:
         message, opt, before = ours
         assert "load_state_dict(optimizer.state_dict())" in message

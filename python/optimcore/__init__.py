@@ -7,6 +7,7 @@ C++ core (``csrc/include/optimcore``) through the ``optimcore._C`` extension.
 import torch  # noqa: F401  (first: the extension shares the OpenMP runtime that torch loads)
 
 from . import _C
+from .adagrad import Adagrad
 from .adam import Adam
 from .adamw import AdamW
 from .sgd import SGD
@@ -46,6 +47,7 @@ def get_include() -> str:
 
 __all__ = [
     "SGD",
+    "Adagrad",
     "Adam",
     "AdamW",
     "simd_level",

@@ -128,7 +128,8 @@ class CoreOptimizer(Optimizer):
     #: names). Set on the class; everything below derives from it.
     _rule: str
     #: Sparse gradients: False raises ``_sparse_message``; True sends those parameters to
-    #: ``_sparse_step`` (torch's own implementation).
+    #: ``_sparse_step`` if the rule defines it (SGD: the rest of the group stays on the core),
+    #: else the group to torch's own step.
     _supports_sparse = False
     _sparse_message = "{name} does not support sparse gradients"
     #: State keys torch creates lazily when an option is switched on mid-training (so they may
@@ -159,6 +160,10 @@ class CoreOptimizer(Optimizer):
         """Names of the per-element state tensors in table order; None marks a column the
         group's options leave unused (the length is the kernel's row width)."""
         return tuple(k if self._uses_state(group, k) else None for k in self._state_names)
+
+    def _new_state(self, group: dict, key: str, p: torch.Tensor, dtype: torch.dtype):
+        """A state tensor the rule's first step starts from (zeros, in p's memory order)."""
+        return torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
 
     def _new_state_is_flagged(self, key: str) -> bool:
         """True if the kernel fills this state on its first step (no zero-initialisation)."""
@@ -332,6 +337,8 @@ class CoreOptimizer(Optimizer):
                     f"{self._where(gi, indices[0])}: gradient is sparse; "
                     + self._sparse_message.format(name=type(self).__name__)
                 )
+            if indices and type(self)._sparse_step is CoreOptimizer._sparse_step:
+                raise TorchStep("sparse gradients")
             for i in indices:
                 self._check_sparse(gi, i, params[i], grads[i], group)
             sparse = [params[i] for i in indices], [grads[i] for i in indices]

@@ -111,7 +111,7 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
                 state[key] = torch.empty_like(p, dtype=dtype, memory_format=torch.preserve_format)
                 flagged.add(key)
             else:
-                state[key] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                state[key] = opt._new_state(group, key, p, dtype)
             changed = True
             continue
         if not isinstance(s, torch.Tensor):

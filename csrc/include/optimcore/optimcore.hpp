@@ -5,6 +5,7 @@
 #include "optimcore/overlap.hpp"
 #include "optimcore/parallel.hpp"
 
+#include "optimcore/adagrad.hpp"
 #include "optimcore/adam.hpp"
 #include "optimcore/sgd.hpp"
 
@@ -13,7 +14,8 @@
 // their per-rule code from this list; a new rule adds its header above and one line here.
 #define OPTIMCORE_RULES(X) \
   X(sgd, Sgd)              \
-  X(adam, Adam)
+  X(adam, Adam)            \
+  X(adagrad, Adagrad)
 
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1
