@@ -93,5 +93,11 @@ def assert_same_state(out_opt, ref_opt, dtype=None):
             assert type(va) is type(vb), (idx, key)
             if isinstance(vb, torch.Tensor):
                 assert va.dtype == vb.dtype and va.shape == vb.shape, (idx, key)
-                tol = TOL.get(dtype or vb.dtype, {}) if key != "step" else dict(rtol=0, atol=0)
+                tol = dict(TOL.get(dtype or vb.dtype, {})) if key != "step" else dict(
+                    rtol=0, atol=0)
+                if tol and vb.numel() and vb.is_floating_point():
+                    # Absolute tolerance at the tensor's scale: state that accumulates (momentum
+                    # of g / sqrt(v)) can be far from 1, and torch's sqrt is not correctly
+                    # rounded (one ulp), so cancellation shows at that scale.
+                    tol["atol"] *= max(1.0, float(vb.abs().max()))
                 torch.testing.assert_close(va, vb, **tol, msg=lambda m: f"{idx}/{key}: {m}")

@@ -72,4 +72,45 @@ RULES = [
     ),
 ]
 
+RULES += [
+    Rule(
+        "Adadelta", optimcore.Adadelta, torch.optim.Adadelta,
+        dict(lr=0.5, rho=0.8, weight_decay=1e-2),
+        bad_edits=[("rho", None, 1.5, "rho"), ("lr", None, -1.0, "lr"),
+                   ("eps", None, -1e-6, "eps")],
+        required_state=("step", "square_avg", "acc_delta"),
+        extra_inputs=[dict(lr=0.5, rho=0.5, eps=1e-3, weight_decay=0.1, maximize=True)],
+    ),
+    Rule(
+        "Adamax", optimcore.Adamax, torch.optim.Adamax, dict(lr=0.05, weight_decay=1e-2),
+        bad_edits=[("betas", 0, 1.0, "betas[0]"), ("lr", None, -1.0, "lr")],
+        required_state=("step", "exp_avg", "exp_inf"),
+        extra_inputs=[dict(lr=0.05, betas=(0.5, 0.9), eps=1e-3)],
+    ),
+    Rule(
+        "RMSprop", optimcore.RMSprop, torch.optim.RMSprop,
+        dict(lr=0.01, momentum=0.5, centered=True, weight_decay=1e-2),
+        bad_edits=[("alpha", None, -0.5, "alpha"), ("momentum", None, -1.0, "momentum"),
+                   ("lr", None, -1.0, "lr")],
+        required_state=("step", "square_avg"),
+        extra_inputs=[dict(lr=0.01, momentum=0.9), dict(lr=0.01, alpha=0.3, centered=True),
+                      dict(lr=0.01, alpha=0.7, momentum=0.5, maximize=True)],
+    ),
+    Rule(
+        "RAdam", optimcore.RAdam, torch.optim.RAdam, dict(lr=0.01, weight_decay=1e-2),
+        bad_edits=[("betas", 1, 1.0, "betas[1]"), ("lr", None, -1.0, "lr")],
+        required_state=("step", "exp_avg", "exp_avg_sq"),
+        # beta2 small enough that the rectified branch runs within the few test steps
+        extra_inputs=[dict(lr=0.01, betas=(0.9, 0.6)),
+                      dict(lr=0.01, betas=(0.8, 0.5), weight_decay=0.1,
+                           decoupled_weight_decay=True, maximize=True)],
+    ),
+    Rule(
+        "Rprop", optimcore.Rprop, torch.optim.Rprop, dict(lr=0.01),
+        bad_edits=[("etas", None, (1.5, 1.2), "etas")],
+        required_state=("step", "prev", "step_size"),
+        extra_inputs=[dict(lr=0.05, etas=(0.3, 1.7), step_sizes=(1e-3, 0.08), maximize=True)],
+    ),
+]
+
 BY_NAME = {rule.name: rule for rule in RULES}

@@ -7,9 +7,14 @@ C++ core (``csrc/include/optimcore``) through the ``optimcore._C`` extension.
 import torch  # noqa: F401  (first: the extension shares the OpenMP runtime that torch loads)
 
 from . import _C
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __version__ = "0.1.0"
@@ -47,9 +52,14 @@ def get_include() -> str:
 
 __all__ = [
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
+    "Adamax",
     "AdamW",
+    "RAdam",
+    "RMSprop",
+    "Rprop",
     "simd_level",
     "supported_simd_levels",
     "set_simd_level",

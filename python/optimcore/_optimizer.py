@@ -42,18 +42,19 @@ _STRIDED = {torch.strided}
 
 
 def hyperparameter(group: dict, key: str, index: int | None = None, *, low: float = 0.0,
-                   high: float | None = None) -> float:
-    """group[key] (or group[key][index]) as a float, checked to lie in [low, high): values a
-    scheduler or a user writes into param_groups between steps are checked at every step, before
-    anything is written, against the range torch's constructor accepts."""
+                   high: float | None = None, inclusive: bool = False) -> float:
+    """group[key] (or group[key][index]) as a float, checked to lie in [low, high) ([low, high]
+    with `inclusive`): values a scheduler or a user writes into param_groups between steps are
+    checked at every step, before anything is written, against the range torch's constructor
+    accepts."""
     value = group[key] if index is None else group[key][index]
     name = key if index is None else f"{key}[{index}]"
     try:
         x = to_float(value)
     except (TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{name}={value!r} is not a number ({e})") from None
-    if not (x >= low and (high is None or x < high)):
-        where = f"[{low}, {high})" if high is not None else f">= {low}"
+    if not (x >= low and (high is None or x < high or (inclusive and x == high))):
+        where = f"[{low}, {high}{']' if inclusive else ')'}" if high is not None else f">= {low}"
         raise ValueError(f"{name}={value!r} must be {where}")
     return x
 
@@ -136,9 +137,14 @@ class CoreOptimizer(Optimizer):
     #: be missing beside the others); any other missing key is a truncated checkpoint.
     _optional_state: frozenset = frozenset()
     #: Whether torch's step of this rule steps with state or gradients of another floating
-    #: dtype than the parameter (SGD does; Adam raises). Such a step then runs torch's code;
-    #: otherwise it is refused before any write, with a message saying how to proceed.
+    #: dtype than the parameter (SGD does: its in-place ops cast; Adam raises: lerp_ needs one
+    #: dtype). Such a step then runs torch's code; otherwise it is refused before any write,
+    #: with a message saying how to proceed. A rule whose answer depends on its options
+    #: overrides ``_torch_steps_mixed(group)``.
     _torch_steps_mixed_dtypes = False
+
+    def _torch_steps_mixed(self, group: dict) -> bool:
+        return self._torch_steps_mixed_dtypes
 
     def _uses_state(self, group: dict, key: str) -> bool:
         """Whether the group's options use this state tensor (Adam's max_exp_avg_sq: amsgrad)."""

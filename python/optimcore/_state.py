@@ -124,7 +124,8 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
                 f"match its parameter ({p.dtype}, {tuple(p.shape)}, {p.device})"
             )
         if s.dtype != dtype:
-            state[key] = s = _state_of_dtype(opt, where, key, s, p, dtype, master, was_master)
+            state[key] = s = _state_of_dtype(opt, where, key, s, p, dtype, master, was_master,
+                                             group)
             changed = True
         if not same_layout(s, p) and is_dense(p):
             # E.g. a contiguous checkpoint tensor for a channels_last parameter: store it
@@ -171,7 +172,7 @@ def _check_complete(opt, where: str, old: dict, rule_keys: list) -> None:
         )
 
 
-def _state_of_dtype(opt, where, key, s, p, dtype, master, was_master) -> torch.Tensor:
+def _state_of_dtype(opt, where, key, s, p, dtype, master, was_master, group) -> torch.Tensor:
     """State s of another dtype than the kernel works in: converted where optimcore changed the
     layout on purpose (master weights switched on or off), TorchStep where torch's own step
     steps with it, else a clear error."""
@@ -182,7 +183,7 @@ def _state_of_dtype(opt, where, key, s, p, dtype, master, was_master) -> torch.T
         # dtype), once.
         return like(p, s, dtype)
     name = type(opt).__name__
-    if opt._torch_steps_mixed_dtypes and s.is_floating_point() and p.is_floating_point():
+    if opt._torch_steps_mixed(group) and s.is_floating_point() and p.is_floating_point():
         raise TorchStep(f"state '{key}' is {s.dtype} for a {p.dtype} parameter")
     raise RuntimeError(
         f"{where}: state '{key}' is {s.dtype} but the parameter is {p.dtype} (its dtype changed "

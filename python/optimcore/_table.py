@@ -510,7 +510,7 @@ def check_grads(opt, gi: int, t: Table, grads: list):
                 f"its parameter ({p.dtype}, {tuple(p.shape)}, {p.device})"
             )
         if g.dtype != t.dtype:
-            if opt._torch_steps_mixed_dtypes and g.is_floating_point():
+            if opt._torch_steps_mixed(opt.param_groups[gi]) and g.is_floating_point():
                 raise TorchStep(f"gradient of parameter {t.indices[r]} is {g.dtype}")
             raise RuntimeError(
                 f"{where}: gradient ({g.dtype}) does not match its parameter ({p.dtype}); "

@@ -5,8 +5,13 @@
 #include "optimcore/overlap.hpp"
 #include "optimcore/parallel.hpp"
 
+#include "optimcore/adadelta.hpp"
 #include "optimcore/adagrad.hpp"
 #include "optimcore/adam.hpp"
+#include "optimcore/adamax.hpp"
+#include "optimcore/radam.hpp"
+#include "optimcore/rmsprop.hpp"
+#include "optimcore/rprop.hpp"
 #include "optimcore/sgd.hpp"
 
 // Every rule of the core, as X(function prefix, description type): `X(adam, Adam)` stands for
@@ -15,7 +20,12 @@
 #define OPTIMCORE_RULES(X) \
   X(sgd, Sgd)              \
   X(adam, Adam)            \
-  X(adagrad, Adagrad)
+  X(adagrad, Adagrad)      \
+  X(adadelta, Adadelta)    \
+  X(adamax, Adamax)        \
+  X(rmsprop, Rmsprop)      \
+  X(radam, Radam)          \
+  X(rprop, Rprop)
 
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1
