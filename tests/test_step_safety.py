@@ -521,3 +521,160 @@ def test_random_shared_views_equal_torch_or_raise_before_writing(rule):
         if result == "ok":
             assert ref_result == "ok", f"seed {seed}: torch raises, optimcore steps"
             assert_close_runs(((ref_params, ref_opt), (params, opt)))
+
+
+# Found by a review as a demanding user -------------------------------------------------------
+@pytest.mark.parametrize("rule", [r for r in RULES if "step" in r.required_state],
+                         ids=lambda r: r.name)
+@pytest.mark.parametrize("step_dtype", [torch.float64, torch.int64])
+def test_duplicate_parameter_with_a_non_float32_step(rule, step_dtype):
+    """One step tensor, two rows: it counts once per occurrence, in its own dtype."""
+    def make():
+        p = torch.randn(6, dtype=torch.float64, requires_grad=True)
+        return [p, p]
+
+    runs = both(rule, make, steps=1, expect_warning=DUPLICATE_WARNING)
+    for _, opt in runs:
+        sd = opt.state_dict()
+        (entry,) = sd["state"].values()
+        entry["step"] = entry["step"].to(step_dtype)
+        opt.load_state_dict(sd)
+        for _ in range(3):
+            for p in opt.param_groups[0]["params"]:
+                p.grad = torch.full_like(p, 0.5)
+            opt.step()
+    (entry,) = runs[1][1].state_dict()["state"].values()
+    assert entry["step"].dtype == step_dtype and entry["step"].item() == 8
+    assert_close_runs(runs)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_dtype_parts_of_a_group_sharing_memory_follow_torch(rule):
+    """A group mixing dtypes runs one kernel call per dtype; a complex parameter and a real view
+    of its memory in one group must still give torch's in-order result."""
+    def make():
+        z = torch.randn(4, dtype=torch.complex128)
+        return [torch.nn.Parameter(torch.randn(3, dtype=torch.complex128)),
+                torch.nn.Parameter(torch.view_as_real(z)), torch.nn.Parameter(z)]
+
+    def grads(p, k):
+        return torch.full_like(p, 0.25 + k)
+
+    outcomes = []
+    for cls in (rule.reference, rule.cls):
+        try:
+            outcomes.append(("ok", both(rule, make, grads=grads)))
+            break
+        except RuntimeError as e:  # both raise (e.g. a rule without complex support)
+            outcomes.append(("raised", e))
+    if outcomes[0][0] == "ok":
+        assert_close_runs(outcomes[0][1])
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_lazily_negated_real_gradient(rule):
+    def make():
+        return [torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64, requires_grad=True)]
+
+    runs = both(rule, make, grads=lambda p, k: torch._neg_view(torch.full_like(p, 0.5 + k)))
+    assert_close_runs(runs)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_master_copy_follows_writes_through_p_data(rule):
+    """WGAN-style clipping through p.data (no version bump) is not undone by the master copy."""
+    p = torch.nn.Parameter(torch.full((64,), 0.5, dtype=torch.bfloat16))
+    opt = rule.cls([p], **dict(rule.kwargs, lr=1e-3), master_weights=True)
+    for _ in range(2):
+        p.grad = torch.full_like(p, 0.01)
+        opt.step()
+        p.data.clamp_(-0.01, 0.01)
+    p.grad = torch.full_like(p, 0.01)
+    opt.step()
+    assert p.detach().abs().max().item() < 0.05
+
+
+def test_master_weights_over_views_in_two_groups_follow_torch():
+    base = torch.zeros(8, dtype=torch.bfloat16)
+    a, b = torch.nn.Parameter(base[:6]), torch.nn.Parameter(base[2:])
+    opt = optimcore.SGD([{"params": [a]}, {"params": [b]}], lr=1.0, master_weights=True)
+    a.grad, b.grad = torch.ones(6, dtype=torch.bfloat16), torch.zeros(6, dtype=torch.bfloat16)
+    opt.step()
+    assert base.tolist() == [-1.0] * 6 + [0.0, 0.0]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_one_element_1d_step_of_another_dtype(rule):
+    if "step" not in rule.required_state:
+        pytest.skip("the rule keeps no step")
+
+    def make():
+        return [torch.randn(5, dtype=torch.float64, requires_grad=True)]
+
+    runs = both(rule, make, steps=1)
+    for _, opt in runs:
+        p = opt.param_groups[0]["params"][0]
+        opt.state[p]["step"] = opt.state[p]["step"].to(torch.float64).reshape(1)
+        p.grad = torch.ones_like(p)
+        opt.step()
+    assert_close_runs(runs)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_expanded_state_is_refused_before_writing(rule):
+    p = torch.nn.Parameter(torch.randn(6, 4, dtype=torch.float64)[:, ::2])  # gapped: staged
+    opt = rule.cls([p], **rule.kwargs)
+    p.grad = torch.randn(6, 2, dtype=torch.float64)
+    opt.step()
+    key = next(k for k, v in opt.state[p].items() if v.shape == p.shape)
+    opt.state[p][key] = torch.zeros(1, dtype=torch.float64).expand(6, 2)
+    before = snapshot(opt)
+    with pytest.raises(RuntimeError, match=f"state '{key}' has elements that share memory"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if r.required_state], ids=lambda r: r.name)
+def test_load_state_dict_pre_hook_repairs_before_the_checks(rule):
+    p = torch.randn(5, requires_grad=True)
+    ref = rule.reference([p], **rule.kwargs)
+    p.grad = torch.randn(5)
+    ref.step()
+    sd = copy.deepcopy(ref.state_dict())
+    missing = rule.required_state[-1]
+    kept = sd["state"][0].pop(missing)
+    opt = rule.cls([p.detach().clone().requires_grad_()], **rule.kwargs)
+
+    def repair(optimizer, state_dict):
+        state_dict["state"][0][missing] = kept
+        return state_dict
+
+    opt.register_load_state_dict_pre_hook(repair)
+    opt.load_state_dict(sd)
+    assert missing in opt.state[opt.param_groups[0]["params"][0]]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_inference_tensor_parameter_is_refused_as_torch_refuses(rule):
+    with torch.inference_mode():
+        q = torch.randn(4)
+    w = torch.nn.Parameter(torch.randn(4))
+    opt = rule.cls([w, q], **rule.kwargs)
+    w.grad = torch.ones(4)
+    q.grad = torch.ones(4)
+    before = snapshot(opt)
+    with pytest.raises(RuntimeError, match="parameter 1: parameter is an inference tensor"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_numeric_string_hyperparameter_is_refused(rule):
+    p = torch.randn(3, requires_grad=True)
+    opt = rule.cls([p], **rule.kwargs)
+    if "lr" not in opt._hyperparameters(opt.param_groups[0]):
+        pytest.skip("the rule's step does not read lr (Rprop: only its first state does)")
+    p.grad = torch.ones(3)
+    opt.param_groups[0]["lr"] = "0.01"
+    with pytest.raises(ValueError, match="invalid hyperparameter: lr='0.01' is not a number"):
+        opt.step()

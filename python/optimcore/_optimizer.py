@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+from array import array
 from itertools import repeat
 from typing import Any, Callable
 
@@ -29,10 +30,10 @@ from torch.autograd.graph import increment_version
 from torch.optim import Optimizer
 
 from . import _C, _table
-from ._state import MASTER_KEY, TorchStep, check_checkpoint, keep_master_state, to_float
+from ._state import MASTER_KEY, TorchStep, check_loaded_state, keep_master_state, to_float
 from ._state import restore_master_state
 from ._table import DTYPE_CODES, FLAGS, NO_GRAD, Table, check_grads, dtype_of
-from ._table import grad_of, version_of
+from ._table import grad_of
 
 # optimcore's own options, taken off before torch's constructor runs; absent from param groups
 # unless switched on, so the groups of a default optimizer equal torch's.
@@ -49,6 +50,8 @@ def hyperparameter(group: dict, key: str, index: int | None = None, *, low: floa
     accepts."""
     value = group[key] if index is None else group[key][index]
     name = key if index is None else f"{key}[{index}]"
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name}={value!r} is not a number")
     try:
         x = to_float(value)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -214,6 +217,8 @@ class CoreOptimizer(Optimizer):
 
     # torch.optim.Optimizer interface --------------------------------------------------------
     def __setstate__(self, state: dict) -> None:
+        if hasattr(self, "_tables"):  # load_state_dict (after torch's pre-hooks), not unpickling
+            check_loaded_state(self, state)
         super().__setstate__(state)
         self._core_options = {k: True for k in CORE_OPTIONS if self.defaults.get(k)}
         for group in self.param_groups:  # a torch checkpoint lacks these
@@ -224,7 +229,6 @@ class CoreOptimizer(Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         """As torch's, except that float32 state of 16-bit parameters trained with
         master_weights=True stays float32 (torch casts floating state to the parameter dtype)."""
-        check_checkpoint(self, state_dict)
         keep = keep_master_state(state_dict)
         super().load_state_dict(state_dict)
         restore_master_state(self, state_dict, keep)
@@ -321,7 +325,7 @@ class CoreOptimizer(Optimizer):
         if table is not None and not table.unready and self._table_matches(table, group, params):
             try:
                 grad_ptrs = table.fast_grad_ptrs(grads, False)
-            except (AttributeError, RuntimeError):
+            except (AttributeError, RuntimeError, TypeError):
                 grad_ptrs = None
             if grad_ptrs is not None:
                 work = [self._prepare(gi, table, params, grads, grad_ptrs, False, stochastic)]
@@ -363,33 +367,48 @@ class CoreOptimizer(Optimizer):
                 table = self._table(key, gi, group, indices, part_params, part_grads, rebuild=True)
             work.append(self._prepare(gi, table, part_params, part_grads, grad_ptrs, missing,
                                       stochastic))
+        if len(work) > 1 or sparse:
+            self._check_parts_apart(work, sparse)
         return lambda num_threads: self._run_all(group, work, hyper, num_threads, stochastic,
                                                  sparse)
 
     def _prepare(self, gi, table: Table, params, grads, grad_ptrs, missing, stochastic):
         """The remaining checks of one table's step (gradients one by one unless the fast
-        checks passed, aliasing, rounding options, outside writes under master weights);
-        returns what ``_run`` needs."""
+        checks passed, aliasing, rounding options); returns what ``_run`` needs."""
         if stochastic and table.dtype == torch.float16:
             raise ValueError(
                 f"optimcore.{type(self).__name__}: param group {gi}: stochastic_rounding "
                 "supports bfloat16 parameters (float16 ones round to nearest: leave it off)"
             )
-        if table.master:
-            versions = list(map(version_of, params))
-            if versions != table.versions:
-                table.refresh = sorted(set(table.refresh) | {
-                    r for r, (a, b) in enumerate(zip(versions, table.versions))
-                    if a != b and r not in table.unready})
         if grad_ptrs is not None:
-            aliased = table.grads_alias_writes(grad_ptrs, table.nbytes)
+            begins, lengths = grad_ptrs, table.nbytes
         else:
             grads, grad_ptrs, begins, lengths = check_grads(self, gi, table, grads)
-            aliased = table.grads_alias_writes(begins, lengths)
-        if aliased:
+        if table.grads_alias_writes(begins, lengths):
             raise TorchStep("a gradient shares memory with a parameter or state the step "
                             "writes (torch's result depends on the order of its ops)")
-        return table, grads, grad_ptrs, missing
+        return table, grads, grad_ptrs, missing, (begins, lengths)
+
+    @staticmethod
+    def _check_parts_apart(work, sparse) -> None:
+        """A group that runs in parts (one kernel call per dtype; sparse gradients through torch's
+        code first) must not share memory between them: torch steps the parameters in group
+        order, the parts do not. Such a group runs torch's step."""
+        written = [(t.write_begin, t.write_end) for t, *_ in work]
+        if sparse:
+            spans = sorted(s for s in (_table.span(_table.kernel_view(p)) for p in sparse[0]) if s)
+            written.append((array("q", [b for b, _ in spans]), array("q", [e for _, e in spans])))
+        for i, (begin_a, end_a) in enumerate(written):
+            for j, (begin_b, end_b) in enumerate(written):
+                if i != j and _table.ranges_overlap(begin_a, end_a, begin_b, end_b):
+                    raise TorchStep("parameters of different dtypes (or with sparse gradients) "
+                                    "share memory")
+        for k, (*_, (begins, lengths)) in enumerate(work):
+            ends = array("q", [b + n for b, n in zip(begins, lengths)])
+            for i, (begin_b, end_b) in enumerate(written):
+                if i != k and _table.ranges_overlap(begins, ends, begin_b, end_b):
+                    raise TorchStep("a gradient shares memory with a parameter of another part "
+                                    "of its group")
 
     def _run_all(self, group, work, hyper, num_threads, stochastic, sparse=None) -> None:
         if sparse:
@@ -398,7 +417,7 @@ class CoreOptimizer(Optimizer):
                 master = self.state.get(p, {}).get(MASTER_KEY)
                 if master is not None:
                     master.copy_(p)
-        for table, grads, grad_ptrs, missing in work:
+        for table, grads, grad_ptrs, missing, _ in work:
             self._run(table, hyper, grads, grad_ptrs, num_threads, stochastic, missing)
 
     def _parts(self, gi: int, group: dict, params: list):
@@ -463,10 +482,6 @@ class CoreOptimizer(Optimizer):
         if table.new_state:
             table.new_state = []
             table.record_state(self.state)
-        for r in table.refresh:  # the parameter was written from outside: it is the truth now
-            p = table.params[r]
-            self.state[p][MASTER_KEY].copy_(p)
-        table.refresh = []
         if missing:
             active = [r for r, ptr in enumerate(grad_ptrs) if ptr != NO_GRAD]
             written = [x for r in active for x, _ in table.written[r]]
@@ -478,7 +493,7 @@ class CoreOptimizer(Optimizer):
         # before the writes, while the checks above still have these tensors in cache (after
         # the kernel has streamed the data through, each bump is a cache miss).
         increment_version(written)
-        for _, step, shadow in table.step_shadows:
+        for step, shadow in table.shadows.values():
             shadow.copy_(step)
         staged = set(table.staged)
         if table.sequential:  # rows share memory: one at a time, in group order, as torch
@@ -493,14 +508,12 @@ class CoreOptimizer(Optimizer):
                     write_back += self._stage(table, r, grads, grad_ptrs)
             self._launch(table, hyper, grad_ptrs, num_threads, stochastic)
             self._write_back(write_back)
-        for r, step, shadow in table.step_shadows:
+        for r, step in table.shadow_rows:
             if grad_ptrs[r] != NO_GRAD:
-                step.copy_(shadow)
+                step.add_(1)
         if table.new_rows:
             table.table[table.new_rows, FLAGS] = 0
             table.new_rows = []
-        if table.master:  # after our own writes, which are not outside writes
-            table.versions = list(map(version_of, table.params))
 
     def _stage(self, table: Table, r: int, grads, grad_ptrs) -> list:
         return table.stage_row(self, r, grads[r], grad_ptrs)

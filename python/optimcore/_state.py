@@ -118,6 +118,12 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
             raise RuntimeError(f"{where}: state '{key}' is a {type(s).__name__}, not a Tensor")
         if s.layout != torch.strided:
             raise RuntimeError(f"{where}: state '{key}' has layout {s.layout}")
+        if not is_dense(s) and torch._debug_has_internal_overlap(s) == 1:
+            raise RuntimeError(f"{where}: state '{key}' has elements that share memory (e.g. "
+                               "from expand()); give it its own storage (clone())")
+        if s.is_inference() and not torch.is_inference_mode_enabled():
+            raise RuntimeError(f"{where}: state '{key}' is an inference tensor (made under "
+                               "torch.inference_mode()); it cannot be updated outside it")
         if s.device != p.device or s.shape != p.shape:
             raise RuntimeError(
                 f"{where}: state '{key}' ({s.dtype}, {tuple(s.shape)}, {s.device}) does not "
@@ -137,17 +143,19 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
     return state, flagged, changed
 
 
-def check_checkpoint(opt, state_dict: dict) -> None:
-    """Refuse, at load_state_dict, a checkpoint with a truncated state (see _check_complete)."""
+def check_loaded_state(opt, loaded: dict) -> None:
+    """Refuse, at load_state_dict (after torch's pre-hooks, before anything is replaced), a
+    checkpoint whose state for a parameter is truncated (see _check_complete). `loaded` is what
+    torch's load_state_dict passes to __setstate__: state keyed by parameter."""
     name = type(opt).__name__
-    states = state_dict.get("state", {})
-    for gi, saved in enumerate(state_dict.get("param_groups", [])):
+    states = loaded.get("state", {})
+    for gi, group in enumerate(loaded.get("param_groups", [])):
         try:
-            keys = [k for k in opt._state_keys({**opt.defaults, **saved}) if k is not None]
+            keys = [k for k in opt._state_keys({**opt.defaults, **group}) if k is not None]
         except KeyError:
-            continue  # a group layout this rule does not know: torch's load will say so
-        for pi, pid in enumerate(saved.get("params", [])):
-            entry = states.get(pid)
+            continue  # a group layout this rule does not know: torch's code will say so
+        for pi, p in enumerate(group.get("params", [])):
+            entry = states.get(p)
             if entry:
                 _check_complete(opt, f"optimcore.{name}.load_state_dict: param group {gi}, "
                                      f"parameter {pi}", entry, keys)
@@ -218,12 +226,3 @@ def restore_master_state(opt, state_dict: dict, keep: dict) -> None:
         p = by_id[pid]
         if p.dtype in MASTER_DTYPES:
             opt.state[p][key] = value.to(device=p.device, dtype=torch.float32, copy=True)
-
-
-def master_matches(master: torch.Tensor, p: torch.Tensor) -> bool:
-    """Whether the float32 master copy still rounds (nearest or stochastically) to the 16-bit
-    parameter, i.e. nothing outside the optimizer has written the parameter since."""
-    if master.shape != p.shape:
-        return False
-    info = torch.finfo(p.dtype)
-    return bool(torch.isclose(master, p.float(), rtol=info.eps, atol=info.tiny).all())

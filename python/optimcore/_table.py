@@ -30,7 +30,7 @@ from itertools import compress
 import torch
 
 from . import _C
-from ._state import MASTER_DTYPES, MASTER_KEY, TorchStep, is_dense, like, master_matches
+from ._state import MASTER_DTYPES, MASTER_KEY, TorchStep, is_dense, like
 from ._state import plan_state, same_layout
 
 _COL = _C.TABLE_COLUMNS
@@ -52,7 +52,6 @@ _is_cpu = operator.attrgetter("is_cpu")
 _is_contiguous = torch.Tensor.is_contiguous
 _shape_of = operator.attrgetter("shape")
 _placements_of = operator.attrgetter("placements")
-version_of = operator.attrgetter("_version")
 _stride = torch.Tensor.stride
 _is_conj = torch.Tensor.is_conj
 _is_neg = torch.Tensor.is_neg
@@ -107,6 +106,9 @@ def check_param(where: str, p: torch.Tensor) -> None:
     if t.is_conj() or t.is_neg():
         raise RuntimeError(f"{where}: parameter is a lazily conjugated/negated view; "
                            "call resolve_conj()/resolve_neg() on it first")
+    if t.is_inference() and not torch.is_inference_mode_enabled():
+        raise RuntimeError(f"{where}: parameter is an inference tensor (made under "
+                           "torch.inference_mode()); it cannot be updated in place outside it")
     if not is_dense(t) and torch._debug_has_internal_overlap(t) == 1:
         raise RuntimeError(f"{where}: parameter has elements that share memory (e.g. from "
                            "expand()); an in-place update of it is undefined")
@@ -141,8 +143,12 @@ class Table:
         self.new_state: list[tuple[torch.Tensor, dict]] = []  # (param, state) to publish
         self.new_rows: list[int] = []  # rows with new-state flags until their first step
         # Steps of another dtype than float32 (torch's under default dtype float64, or a
-        # checkpoint's int64): the kernel counts in a float32 copy, copied in and out.
-        self.step_shadows: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        # checkpoint's int64): the kernel counts in a float32 copy, one per step tensor (rows of
+        # a duplicated parameter share it), filled before the kernel; afterwards each step
+        # tensor is incremented in its own dtype once per row that stepped, so it counts past
+        # 2**24 as torch's does.
+        self.shadows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id -> (step, copy)
+        self.shadow_rows: list[tuple[int, torch.Tensor]] = []  # (row, step)
         # What each row's kernel call writes, as (tensor, name): parameter, step, state. Their
         # autograd version counters are bumped after the step, as torch's in-place ops do.
         self.written: list[list[tuple[torch.Tensor, str]]] = []
@@ -151,9 +157,10 @@ class Table:
         self.write_begin = array("q")
         self.write_end = array("q")
         self.nbytes = array("q")  # bytes of each row's gradient in the fast path
-        # The state tensors the table points at (step included), checked each step by data
-        # pointer: code that replaces one (opt.state[p]["exp_avg"] = t) or its storage
-        # (.data =, set_) gets a new table. Replacing a whole state dict is caught
+        # The state tensors the table points at (step included), checked each step by identity
+        # and data pointer: code that replaces one (opt.state[p]["exp_avg"] = t) or its storage
+        # (.data =, set_) gets a new table. (Metadata surgery in place at the same address,
+        # such as resize_, is not looked for: the writes then stay inside that live storage.) Replacing a whole state dict is caught
         # optimizer-wide (CoreOptimizer._state_unchanged).
         self.state_tensors: tuple = ([], [], [])  # parallel lists: state dict, key, tensor
         self.state_ptrs: list[int] = []
@@ -168,11 +175,6 @@ class Table:
         self.contiguous = False  # every parameter contiguous: then ptr + numel fix its span
         self.simple = False  # gradients of the common form can skip the per-tensor checks
         self.placements: list = []  # DTensor placements of the parameters
-        # Master weights: the parameters' version counters after the last step (the kernel
-        # writes through pointers), so an outside write to a parameter shows; `refresh` lists
-        # the rows whose master copy must be re-read from the parameter before the next call.
-        self.versions: list[int] = []
-        self.refresh: list[int] = []
         # (state key, table column) of every tensor a row points at besides param and step.
         self.columns = [(k, STATE0 + i) for i, k in enumerate(state_keys) if k is not None]
         if master:
@@ -205,15 +207,13 @@ class Table:
                 return False
         elif list(map(_stride, t)) != self.strides or list(map(_shape_of, t)) != self.shapes:
             return False
-        # One pass over the state entries as they are now: an entry replaced by a tensor over
-        # other memory, or a tensor whose storage was replaced (.data =, set_), shows as a new
-        # data pointer; a deleted or non-tensor entry raises. (A replacement at the same address
-        # is a view of the same live storage, which the table keeps alive: safe to write.)
-        dicts, keys, _ = self.state_tensors
-        try:
-            return self.ptrs(list(map(dict.get, dicts, keys))) == self.state_ptrs
-        except (TypeError, AttributeError):
-            return False
+        # Each state entry is still the tensor the table points at, and at the same address:
+        # code that replaces an entry or a tensor's storage (.data =, set_) gets a new table.
+        dicts, keys, tensors = self.state_tensors
+        return (
+            all(map(operator.is_, map(dict.get, dicts, keys), tensors))
+            and self.ptrs(tensors) == self.state_ptrs
+        )
 
     def needs_rebuild_for(self, grads) -> bool:
         """A row without state got a gradient."""
@@ -253,14 +253,15 @@ class Table:
                     and list(map(_placements_of, grads)) == placements):
                 return None
             grads = list(map(_local_of, grads))
-        if self.complex and (any(map(_is_conj, grads)) or any(map(_is_neg, grads))):
-            return None
         if not (
             set(map(dtype_of, grads)) <= self.dtype_set
             and all(map(_is_cpu, grads))
             and all(map(_is_contiguous, grads))
             and list(map(_shape_of, grads)) == shapes
         ):
+            return None
+        # A lazily negated view (torch._neg_view, z.conj().imag) reads as its memory's negation.
+        if any(map(_is_neg, grads)) or (self.complex and any(map(_is_conj, grads))):
             return None
         present = array("q", map(_data_ptr, grads))
         if 0 in present:  # a tensor subclass without plain storage: check one by one
@@ -347,8 +348,6 @@ def build(opt, gi: int, group: dict, indices: list, params: list, grads: list) -
     t.numels = list(map(_numel, locals_))
     t.nbytes = array("q", [x.numel() * x.element_size() for x in locals_])
     t.contiguous = all(x.is_contiguous() for x in locals_)
-    if master:
-        t.versions = list(map(version_of, params))
     t.placements = [p.placements for p in params] if t.dtensor else []
     t.tracked_keys = [k for k, _ in t.columns] + (["step"] if opt._has_step else [])
     t.simple = not t.staged and all(x.is_contiguous() and x.numel() for x in locals_)
@@ -386,9 +385,10 @@ def _fill_row(t: Table, r: int, row: list, p, state: dict, flagged: set) -> None
         if step.dtype == torch.float32 and step.is_contiguous():
             row[STEP] = step.data_ptr()
         else:
-            shadow = torch.empty((), dtype=torch.float32)
-            t.step_shadows.append((r, step, shadow))
-            row[STEP] = shadow.data_ptr()
+            if id(step) not in t.shadows:
+                t.shadows[id(step)] = step, torch.empty(step.shape, dtype=torch.float32)
+            t.shadow_rows.append((r, step))
+            row[STEP] = t.shadows[id(step)][1].data_ptr()
         written.append((step, "state 'step'"))
     dense = is_dense(view)
     flags = 0  # bit k: state column k is new, the kernel fills it (ParamState::new_state)
@@ -404,8 +404,6 @@ def _fill_row(t: Table, r: int, row: list, p, state: dict, flagged: set) -> None
         t.new_rows.append(r)
     if not dense:
         t.staged.append(r)
-    if t.master and not master_matches(state[MASTER_KEY], p):
-        t.refresh.append(r)
     t.written[r] = written
 
 
@@ -461,7 +459,7 @@ def _check_memory(opt, gi: int, t: Table, grads: list) -> None:
     t.unready.sort()
     t.staged = [r for r in t.staged if r not in t.unready]
     t.new_rows = [r for r in t.new_rows if r not in t.unready]
-    t.refresh = [r for r in t.refresh if r not in t.unready]
+    t.shadow_rows = [(r, step) for r, step in t.shadow_rows if r not in t.unready]
     t.sequential = sequential
     # The written memory, merged into disjoint sorted ranges, for the per-step gradient check.
     merged: list[list[int]] = []
@@ -499,6 +497,8 @@ def check_grads(opt, gi: int, t: Table, grads: list):
         g = local(g)
         if g.is_complex():
             g = torch.view_as_real(g.resolve_conj().resolve_neg())
+        elif g.is_neg():
+            g = g.resolve_neg()  # a lazily negated view: a copy holding its values
         view = kernel_view(p)  # the parameter as it is now (p.data may have been reshaped)
         if g.layout != torch.strided:
             raise RuntimeError(f"{where}: gradient has layout {g.layout}")
@@ -514,8 +514,7 @@ def check_grads(opt, gi: int, t: Table, grads: list):
                 raise TorchStep(f"gradient of parameter {t.indices[r]} is {g.dtype}")
             raise RuntimeError(
                 f"{where}: gradient ({g.dtype}) does not match its parameter ({p.dtype}); "
-                f"torch.optim.{type(opt).__name__} cannot step this either: give the "
-                "gradient the parameter's dtype"
+                "give the gradient the parameter's dtype"
             )
         if g.numel() and not g.data_ptr():
             raise RuntimeError(
@@ -530,3 +529,12 @@ def check_grads(opt, gi: int, t: Table, grads: list):
         out.append(g)
         ptrs.append(g.data_ptr() if g.numel() else 0)
     return out, ptrs, begins, lengths
+
+
+def ranges_overlap(begin_a: array, end_a: array, begin_b: array, end_b: array) -> bool:
+    """Whether any of the byte ranges a overlaps any of the sorted, disjoint ranges b."""
+    if not begin_a or not begin_b:
+        return False
+    sizes = array("q", [e - b for b, e in zip(begin_a, end_a)])
+    return _C.first_overlap(begin_b.buffer_info()[0], end_b.buffer_info()[0], len(begin_b),
+                            begin_a.buffer_info()[0], sizes.buffer_info()[0], len(begin_a)) >= 0

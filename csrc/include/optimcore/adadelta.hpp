@@ -64,7 +64,7 @@ void adadelta_range(const AdadeltaTensor<T, S>& t, std::size_t begin, std::size_
   const C one_minus_rho = k.one_minus_rho, eps = k.eps, neg_lr = k.neg_lr;
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    const C p = load_param<MASTER>(param, master, j);
+    const C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     // square_avg.mul_(rho).addcmul_(g, g, value=1 - rho)
     const C sq = madd(one_minus_rho * g, g, load(square_avg[j]) * rho);

@@ -61,7 +61,7 @@ void adagrad_range(const AdagradTensor<T, S>& t, std::size_t begin, std::size_t 
   S* OPTIMCORE_RESTRICT master = t.master_param;
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    const C p = load_param<MASTER>(param, master, j);
+    const C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);   // grad.add(param, alpha=wd)
     const C s = madd(g, g, load(sum[j]));              // sum.addcmul_(grad, grad, value=1)
     sum[j] = store<S>(s);

@@ -68,7 +68,7 @@ void adamax_range(const AdamaxTensor<T, S>& t, std::size_t begin, std::size_t en
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    const C p = load_param<MASTER>(param, master, j);
+    const C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     const C m0 = load(exp_avg[j]);
     const C m = madd(coeff, g - m0, from_start ? m0 : g);   // exp_avg.lerp_(g, 1 - beta1)

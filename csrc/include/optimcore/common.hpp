@@ -220,11 +220,39 @@ void with_storage(bool master, bool stochastic, F&& f) {
   f(No{}, No{});
 }
 
-// The parameter value an update starts from: the master copy with MASTER, else the parameter.
-template <bool MASTER, class T, class S>
+// Whether a 16-bit parameter still holds its float32 master copy m, rounded to nearest or (SR)
+// stochastically, i.e. to either neighbour of m. Branch-free, so it vectorizes.
+template <bool SR>
+OPTIMCORE_INLINE bool rounds_from(bfloat16 p, float m) {
+  if constexpr (SR) {
+    std::uint32_t u;
+    std::memcpy(&u, &m, sizeof u);
+    const std::uint32_t toward_zero = u >> 16;
+    return p.bits == toward_zero || p.bits == toward_zero + 1u;
+  } else {
+    return p.bits == to_bfloat16(m).bits;
+  }
+}
+#if OPTIMCORE_HAS_FLOAT16
+template <bool SR>
+OPTIMCORE_INLINE bool rounds_from(float16 p, float m) {
+  return p.bits == to_float16(m).bits;  // float16 rounds to nearest only
+}
+#endif
+
+// The parameter value an update starts from: the parameter, or with MASTER its float32 master
+// copy — unless the parameter no longer holds the master copy rounded. Then something outside
+// this step wrote it (model.load_state_dict, clamp_ through p.data, another param group over the
+// same memory, torch's step of a fallback) and the parameter is the truth. The parameter's cache
+// line is fetched for its store anyway, so the check costs no memory traffic.
+template <bool MASTER, bool SR = false, class T, class S>
 OPTIMCORE_INLINE compute_t<T> load_param(const T* param, const S* master, std::size_t j) {
-  if constexpr (MASTER) return load(master[j]);
-  else return load(param[j]);
+  if constexpr (MASTER) {
+    const float m = load(master[j]);
+    return rounds_from<SR>(param[j], m) ? m : load(param[j]);
+  } else {
+    return load(param[j]);
+  }
 }
 
 // Stores an updated parameter value: into the master copy (MASTER) and, rounded to nearest or

@@ -82,7 +82,7 @@ void radam_range(const RadamTensor<T, S>& t, std::size_t begin, std::size_t end,
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    C p = load_param<MASTER>(param, master, j);
+    C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     if constexpr (DECOUPLED) p = p * decay_scale;
     const C m0 = load(exp_avg[j]);

@@ -73,7 +73,7 @@ void rmsprop_range(const RmspropTensor<T, S>& t, std::size_t begin, std::size_t 
   const C coeff = from_start ? one_minus_alpha : one_minus_alpha - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    C p = load_param<MASTER>(param, master, j);
+    C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     // square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
     const C sq = madd(one_minus_alpha * g, g, load(square_avg[j]) * alpha);

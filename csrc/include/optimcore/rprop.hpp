@@ -74,7 +74,7 @@ void rprop_range(const RpropTensor<T, S>& t, std::size_t begin, std::size_t end,
       size = size > hi ? hi : size;
     }
     if (factor == etaminus) g = C(0);  // a sign flip: no update here, forget the gradient
-    const C p = load_param<MASTER>(param, master, j);
+    const C p = load_param<MASTER, SR>(param, master, j);
     step_size[j] = store<S>(size);
     prev[j] = store<S>(g);
     // param.addcmul_(g.sign(), step_size, value=-1): sign * size is exact.

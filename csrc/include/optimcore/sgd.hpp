@@ -71,7 +71,7 @@ void sgd_range(const SgdTensor<T, S>& t, std::size_t begin, std::size_t end,
   const C one_minus_dampening = k.one_minus_dampening, neg_lr = k.neg_lr;
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
-    C p = load_param<MASTER>(param, master, j);
+    C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     if constexpr (MOMENTUM != 0) {
       const C b = FIRST ? g : madd(g, one_minus_dampening, load(buf[j]) * momentum);
