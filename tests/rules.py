@@ -113,4 +113,21 @@ RULES += [
     ),
 ]
 
+RULES += [
+    Rule(
+        "NAdam", optimcore.NAdam, torch.optim.NAdam, dict(lr=0.01, weight_decay=1e-2),
+        bad_edits=[("betas", 0, 1.0, "betas[0]"), ("momentum_decay", None, -1.0,
+                                                   "momentum_decay")],
+        required_state=("step", "exp_avg", "exp_avg_sq", "mu_product"),
+        extra_inputs=[dict(lr=0.01, betas=(0.8, 0.95), momentum_decay=0.1, maximize=True)],
+    ),
+    Rule(
+        "ASGD", optimcore.ASGD, torch.optim.ASGD, dict(lr=0.05, t0=2, weight_decay=1e-2),
+        bad_edits=[("lr", None, -1.0, "lr"), ("weight_decay", None, -1.0, "weight_decay")],
+        required_state=("step", "ax", "eta", "mu"),
+        # t0 small enough that averaging starts within the test's steps
+        extra_inputs=[dict(lr=0.05, lambd=0.01, alpha=0.5, t0=1, maximize=True)],
+    ),
+]
+
 BY_NAME = {rule.name: rule for rule in RULES}

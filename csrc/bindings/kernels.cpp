@@ -18,16 +18,18 @@ P* ptr(std::int64_t v) {
   return reinterpret_cast<P*>(static_cast<std::uintptr_t>(v));
 }
 
-// The table's rows as the rule's ParamStates, rows without a gradient left out.
-template <class T, class S, std::size_t N>
-std::vector<ParamState<T, S, N>> unpack(const std::int64_t* table, const std::int64_t* grads,
-                                        std::size_t count) {
-  std::vector<ParamState<T, S, N>> rows;
+// The table's rows as the rule's ParamStates, rows without a gradient left out. Columns:
+// kState0 + the N state tensors, then the M scalar states.
+template <class T, class S, std::size_t N, std::size_t M>
+std::vector<ParamState<T, S, N, M>> unpack(const std::int64_t* table, const std::int64_t* grads,
+                                           std::size_t count) {
+  std::vector<ParamState<T, S, N, M>> rows;
   rows.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     if (grads[i] == kNoGrad) continue;
-    const std::int64_t* row = table + i * (kState0 + N);
-    ParamState<T, S, N>& t = rows.emplace_back();
+    const std::int64_t* row = table + i * (kState0 + N + M);
+    ParamState<T, S, N, M>& t = rows.emplace_back();
+    for (std::size_t k = 0; k < M; ++k) t.scalar[k] = ptr<float>(row[kState0 + N + k]);
     t.param = ptr<T>(row[kParam]);
     t.grad = ptr<const T>(grads[i]);
     t.step = ptr<float>(row[kStep]);
@@ -61,7 +63,8 @@ void dispatch_dtype(int dtype, bool master, F&& f) {
     dispatch_dtype(dtype, master, [&](auto t, auto s) {                                        \
       using T = decltype(t);                                                                   \
       using S = decltype(s);                                                                   \
-      const auto rows = unpack<T, S, Rule::kStates>(table, grads, count);                      \
+      const auto rows =                                                                        \
+          unpack<T, S, Rule::kStates, ScalarStates<Rule>::count>(table, grads, count);         \
       prefix##_step(rows.data(), rows.size(), *static_cast<const Rule::Options*>(options),     \
                     num_threads);                                                              \
     });                                                                                        \

@@ -78,8 +78,8 @@ Options options_from(const char* rule, const py::kwargs& kwargs) {
 
 // Binds `<prefix>_step(table, grads, count, dtype, master, stochastic_rounding, seed,
 // num_threads, **hyperparameters)` and returns the rule's description for Python: its state
-// names in table order, the state it fills itself on a first step, whether it counts steps, and
-// its hyperparameter names.
+// names in table order, the state it fills itself on a first step, whether it counts steps, its
+// hyperparameter names and its per-tensor scalar states (columns after the state tensors).
 template <class Rule>
 py::dict def_rule(py::module_& m, const char* function, ob::RuleId id) {
   m.def(
@@ -96,11 +96,13 @@ py::dict def_rule(py::module_& m, const char* function, ob::RuleId id) {
       },
       py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"), py::arg("master"),
       py::arg("stochastic_rounding"), py::arg("seed"), py::arg("num_threads"));
-  py::list state, fills, options;
+  py::list state, fills, options, scalars;
   for (std::size_t k = 0; k < Rule::kStates; ++k) {
     state.append(Rule::state_names[k]);
     if (Rule::fills_new_state & (1u << k)) fills.append(Rule::state_names[k]);
   }
+  for (std::size_t k = 0; k < oc::ScalarStates<Rule>::count; ++k)
+    scalars.append(oc::ScalarStates<Rule>::names[k]);
   typename Rule::Options defaults;
   defaults.each([&](const char* name, auto&) { options.append(name); });
   py::dict info;
@@ -108,6 +110,7 @@ py::dict def_rule(py::module_& m, const char* function, ob::RuleId id) {
   info["fills_new_state"] = py::tuple(fills);
   info["counts_steps"] = Rule::counts_steps;
   info["options"] = py::tuple(options);
+  info["scalar_state"] = py::tuple(scalars);
   return info;
 }
 

@@ -12,6 +12,8 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
+from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
@@ -57,6 +59,8 @@ __all__ = [
     "Adam",
     "Adamax",
     "AdamW",
+    "ASGD",
+    "NAdam",
     "RAdam",
     "RMSprop",
     "Rprop",

@@ -159,11 +159,17 @@ class CoreOptimizer(Optimizer):
         planning, before anything is written."""
         raise NotImplementedError
 
+    def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
+        """A per-tensor scalar state (a 0-d tensor, like NAdam's mu_product) as torch's first
+        step makes it."""
+        raise NotImplementedError
+
     # Derived from the compiled rule's description.
     _kernel: Callable[..., None]
     _has_step: bool
     _state_names: tuple
     _filled_state: frozenset
+    _scalar_names: tuple = ()
 
     def _state_keys(self, group: dict) -> tuple:
         """Names of the per-element state tensors in table order; None marks a column the
@@ -190,6 +196,7 @@ class CoreOptimizer(Optimizer):
             cls._has_step = info["counts_steps"]
             cls._state_names = info["state"]
             cls._filled_state = frozenset(info["fills_new_state"])
+            cls._scalar_names = info["scalar_state"]
             unknown = set(cls._optional_state) - set(cls._state_names)
             if unknown:
                 raise TypeError(f"{cls.__name__}._optional_state names state the compiled rule "

@@ -138,6 +138,18 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
             # once in the parameter's memory order so every step walks one span.
             state[key] = like(p, s, dtype)
             changed = True
+    for key in opt._scalar_names:
+        s = state.get(key)
+        if s is None:
+            state[key] = s = opt._new_scalar_state(group, key, p)
+            changed = True
+        if not (isinstance(s, torch.Tensor) and s.numel() == 1 and s.device.type == "cpu"
+                and s.is_floating_point()):
+            raise RuntimeError(f"{where}: state '{key}' must be a one-element real CPU tensor, "
+                               f"got {s!r}")
+        if s.dtype != torch.float32 or not s.is_contiguous():
+            # The kernels keep per-tensor scalars in float32 (torch's default scalar dtype).
+            raise TorchStep(f"state '{key}' is {s.dtype}")
     if not create and changed:
         return None
     return state, flagged, changed
@@ -167,7 +179,7 @@ def _check_complete(opt, where: str, old: dict, rule_keys: list) -> None:
     trajectory (torch.optim raises KeyError). Keys in ``_optional_state`` are made lazily when
     an option is switched on mid-training (Adam's amsgrad, SGD's momentum), so they may be
     absent: optimcore zero-initialises them then, as it does on a first step."""
-    expected = (["step"] if opt._has_step else []) + rule_keys
+    expected = (["step"] if opt._has_step else []) + rule_keys + list(opt._scalar_names)
     present = [k for k in expected if k in old]
     if not present:
         return

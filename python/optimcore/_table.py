@@ -128,6 +128,7 @@ class Table:
         self.params = params  # every parameter of the part, in group order (duplicates kept)
         self.indices = indices  # their indices in the group, for error messages
         self.state_keys = state_keys
+        self.scalar_keys: tuple = ()  # per-tensor scalar state (0-d float32), after the state
         self.master = master  # float32 state and master weights for 16-bit parameters
         self.width = width
         self.dtype = real(params[0]).dtype  # the kernel's element type
@@ -311,7 +312,10 @@ def build(opt, gi: int, group: dict, indices: list, params: list, grads: list) -
     left out until they get a gradient."""
     state_keys = opt._state_keys(group)
     master = bool(group.get("master_weights")) and params[0].dtype in MASTER_DTYPES
-    t = Table(list(params), list(indices), state_keys, master, STATE0 + len(state_keys))
+    scalar_keys = opt._scalar_names
+    t = Table(list(params), list(indices), state_keys, master,
+              STATE0 + len(state_keys) + len(opt._scalar_names))
+    t.scalar_keys = scalar_keys
     if any(is_dtensor(p) != t.dtensor for p in params):
         raise RuntimeError(
             f"optimcore.{type(opt).__name__}: param group {gi} mixes DTensor and plain "
@@ -349,7 +353,8 @@ def build(opt, gi: int, group: dict, indices: list, params: list, grads: list) -
     t.nbytes = array("q", [x.numel() * x.element_size() for x in locals_])
     t.contiguous = all(x.is_contiguous() for x in locals_)
     t.placements = [p.placements for p in params] if t.dtensor else []
-    t.tracked_keys = [k for k, _ in t.columns] + (["step"] if opt._has_step else [])
+    t.tracked_keys = ([k for k, _ in t.columns] + (["step"] if opt._has_step else [])
+                      + list(t.scalar_keys))
     t.simple = not t.staged and all(x.is_contiguous() and x.numel() for x in locals_)
     t.written_all = [x for row in t.written for x, _ in row]
     if not t.new_state:
@@ -399,6 +404,9 @@ def _fill_row(t: Table, r: int, row: list, p, state: dict, flagged: set) -> None
         written.append((state[key], f"state '{key}'"))
         if key in flagged and column >= STATE0:
             flags |= 1 << (column - STATE0)
+    for k, key in enumerate(t.scalar_keys):  # per-tensor scalars: after the state columns
+        row[STATE0 + len(t.state_keys) + k] = state[key].data_ptr()
+        written.append((state[key], f"state '{key}'"))
     row[FLAGS] = flags
     if flags:
         t.new_rows.append(r)

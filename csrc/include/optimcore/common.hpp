@@ -68,7 +68,9 @@ OPTIMCORE_NAMESPACE_BEGIN
 // or nullptr (then the update reads and writes it and `param` gets the rounded result), and
 // bit k of `new_state` says state[k] holds no values yet: the rule fills it on this step
 // (e.g. SGD's momentum buffer starts as the gradient). Pointers of one tensor must not alias.
-template <class T, class S, std::size_t N>
+// M is the rule's number of per-tensor scalar states (0-d float32 tensors in torch, such as
+// NAdam's mu_product or ASGD's eta and mu), in the order of its `scalar_state_names`.
+template <class T, class S, std::size_t N, std::size_t M = 0>
 struct ParamState {
   T* param = nullptr;
   const T* grad = nullptr;
@@ -77,6 +79,20 @@ struct ParamState {
   std::size_t numel = 0;
   S* master_param = nullptr;
   std::uint32_t new_state = 0;
+  float* scalar[M > 0 ? M : 1] = {};
+};
+
+// A rule description's per-tensor scalar states: `scalar_state_names` if it declares them.
+template <class Rule, class = void>
+struct ScalarStates {
+  static constexpr std::size_t count = 0;
+  static constexpr const char* const* names = nullptr;
+};
+template <class Rule>
+struct ScalarStates<Rule, std::void_t<decltype(Rule::scalar_state_names)>> {
+  static constexpr std::size_t count =
+      sizeof(Rule::scalar_state_names) / sizeof(Rule::scalar_state_names[0]);
+  static constexpr const char* const* names = Rule::scalar_state_names;
 };
 
 // Storage-only 16-bit types: the bits of a torch.bfloat16 / torch.float16 element.

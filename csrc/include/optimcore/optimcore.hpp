@@ -9,6 +9,8 @@
 #include "optimcore/adagrad.hpp"
 #include "optimcore/adam.hpp"
 #include "optimcore/adamax.hpp"
+#include "optimcore/asgd.hpp"
+#include "optimcore/nadam.hpp"
 #include "optimcore/radam.hpp"
 #include "optimcore/rmsprop.hpp"
 #include "optimcore/rprop.hpp"
@@ -25,7 +27,9 @@
   X(adamax, Adamax)        \
   X(rmsprop, Rmsprop)      \
   X(radam, Radam)          \
-  X(rprop, Rprop)
+  X(rprop, Rprop)          \
+  X(nadam, Nadam)          \
+  X(asgd, Asgd)
 
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1
