@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rules import RULES
+from optimcore.testing import COMPILED as RULES
 
 N = 2**31 + 4099
 EDGES = [(0, 16), (2**31 - 40, 2**31 + 40), (N - 16, N)]

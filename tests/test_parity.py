@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import assert_same_trajectory
-from rules import RULES, torch_inputs
+from optimcore.testing import COMPILED as RULES, torch_inputs
 
 CASES = [(rule, kwargs) for rule in RULES for kwargs in torch_inputs(rule)]
 

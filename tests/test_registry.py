@@ -4,7 +4,7 @@ and derives from torch's class of the same name where torch has one."""
 import torch
 
 import optimcore
-from rules import BY_NAME
+from optimcore.testing import BY_NAME
 
 
 def test_every_exported_optimizer_is_registered():
@@ -19,7 +19,7 @@ def test_rules_derive_from_torchs_classes():
         if hasattr(torch.optim, name):
             assert issubclass(rule.cls, getattr(torch.optim, name))
             assert rule.reference is getattr(torch.optim, name)
-            p = torch.zeros(2, requires_grad=True)
+            p = torch.zeros(2, 2, requires_grad=True)
             assert isinstance(rule.cls([p]), getattr(torch.optim, name))
 
 
@@ -29,6 +29,8 @@ def test_hyperparameters_are_passed_by_the_kernels_names():
     from optimcore import _C
 
     for rule in BY_NAME.values():
+        if not rule.compiled:
+            continue
         p = torch.zeros(2, requires_grad=True)
         opt = rule.cls([p], **rule.kwargs)
         info = _C.rules[rule.cls._rule]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import optimcore
-from rules import RULES
+from optimcore.testing import COMPILED as RULES
 
 RULE_IDS = [r.name for r in RULES]
 DUPLICATE_WARNING = "optimizer contains a parameter group with duplicate parameters"

@@ -8,6 +8,7 @@ import torch  # noqa: F401  (first: the extension shares the OpenMP runtime that
 
 from . import _C
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
@@ -16,8 +17,10 @@ from .asgd import ASGD
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .muon import Muon
 from .rprop import Rprop
 from .sgd import SGD
+from .sparse_adam import SparseAdam
 
 __version__ = "0.1.0"
 
@@ -55,6 +58,7 @@ def get_include() -> str:
 __all__ = [
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "Adamax",
@@ -64,6 +68,8 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "Rprop",
+    "Muon",
+    "SparseAdam",
     "simd_level",
     "supported_simd_levels",
     "set_simd_level",

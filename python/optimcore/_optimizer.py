@@ -129,8 +129,9 @@ class CoreOptimizer(Optimizer):
     #: The rule's prefix in the compiled core (OPTIMCORE_RULES in optimcore.hpp): its kernel
     #: is ``_C.<rule>_step`` and its description ``_C.rules[<rule>]`` (state names in table
     #: order, the state it fills itself on a first step, whether it counts steps, hyperparameter
-    #: names). Set on the class; everything below derives from it.
-    _rule: str
+    #: names). Set on the class; everything below derives from it. None: the rule has no
+    #: compiled kernel yet, and every step is torch's own.
+    _rule: str | None
     #: Sparse gradients: False raises ``_sparse_message``; True sends those parameters to
     #: ``_sparse_step`` if the rule defines it (SGD: the rest of the group stays on the core),
     #: else the group to torch's own step.
@@ -190,7 +191,7 @@ class CoreOptimizer(Optimizer):
     # Construction ---------------------------------------------------------------------------
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "_rule" in cls.__dict__:
+        if cls.__dict__.get("_rule"):
             info = _C.rules[cls._rule]
             cls._kernel = staticmethod(getattr(_C, f"{cls._rule}_step"))
             cls._has_step = info["counts_steps"]
@@ -295,9 +296,9 @@ class CoreOptimizer(Optimizer):
     def _plan_group(self, gi: int, group: dict):
         """Validate group gi for this step; return (path, callable that performs it or None)."""
         name = type(self).__name__
-        reason = _torch_only(group)
+        reason = _torch_only(group) if self._rule else "no compiled kernel for this rule yet"
         hyper = None
-        if all(v.device.type == "cpu" for _, v in _tensor_hyperparameters(group)):
+        if self._rule and all(v.device.type == "cpu" for _, v in _tensor_hyperparameters(group)):
             try:
                 hyper = self._hyperparameters(group)
             except (TypeError, ValueError, RuntimeError, KeyError, IndexError) as e:

@@ -1,8 +1,16 @@
-"""The registry of optimcore's rules, read by the generic tests (like torch's ``optim_db``).
+"""optimcore.testing: the registry of optimcore's rules (like torch's ``optim_db``).
 
-One entry per optimizer class optimcore exports: its reference (torch's class), a typical option
-set, and what the generic step-safety tests need to know about it. test_registry.py fails when
-an exported optimizer is missing here.
+One entry per optimizer class optimcore exports: its reference implementation (torch's class),
+a typical option set, and what the generic tests need to know about it. The test suite
+(tests/test_parity.py, test_step_safety.py, ...), the benchmarks (bench/) and the parity report
+read it; people checking numerics can too:
+
+    from optimcore.testing import RULES
+    for rule in RULES:
+        ours, ref = rule.cls(params_a, **rule.kwargs), rule.reference(params_b, **rule.kwargs)
+
+tests/test_registry.py fails when an exported optimizer is missing here. Adding a rule adds one
+entry.
 """
 
 from __future__ import annotations
@@ -27,6 +35,12 @@ class Rule:
     required_state: tuple = ()
     # Option sets the parity tests run besides those torch's own optim_db lists for the rule.
     extra_inputs: list = field(default_factory=list)
+    # False: no compiled kernel yet, every step is torch's (test_torch_path.py checks it); the
+    # generic suites for the compiled path skip the rule.
+    compiled: bool = True
+    # Parameters (and gradients) the rule takes, for rules that need a particular kind:
+    # "any" (every layout), "matrix" (2-D only), "sparse" (sparse gradients only).
+    params: str = "any"
 
 
 def torch_inputs(rule: Rule) -> list:
@@ -129,5 +143,16 @@ RULES += [
         extra_inputs=[dict(lr=0.05, lambd=0.01, alpha=0.5, t0=1, maximize=True)],
     ),
 ]
+
+RULES += [
+    Rule("Adafactor", optimcore.Adafactor, torch.optim.Adafactor, dict(lr=0.01),
+         compiled=False),
+    Rule("SparseAdam", optimcore.SparseAdam, torch.optim.SparseAdam, dict(lr=0.01),
+         compiled=False, params="sparse"),
+    Rule("Muon", optimcore.Muon, torch.optim.Muon, dict(lr=0.01), compiled=False,
+         params="matrix"),
+]
+# The rules with a compiled kernel: what the generic suites of the compiled path run.
+COMPILED = [rule for rule in RULES if rule.compiled]
 
 BY_NAME = {rule.name: rule for rule in RULES}
