@@ -61,7 +61,7 @@ def main():
         ("  table check: parameter numel", per_tensor(lambda: list(map(core._numel, params)))),
         ("  table check: parameter contiguity", per_tensor(
             lambda: all(map(core._is_contiguous, params)))),
-        (f"  table check: state entries' data_ptr ({len(tensors) // args.tensors} per tensor)",
+        (f"  table check: state entries, lookup + data_ptr ({len(tensors) // args.tensors} per tensor)",
          per_tensor(lambda: plan.ptrs(list(map(dict.get, dicts, keys))))),
         ("  gradient checks + data_ptr", per_tensor(lambda: plan.fast_grad_ptrs(grads, False))),
         ("  gradients alias written memory? (C++)", per_tensor(

@@ -38,6 +38,9 @@ class Rule:
     # False: no compiled kernel yet, every step is torch's (test_torch_path.py checks it); the
     # generic suites for the compiled path skip the rule.
     compiled: bool = True
+    # Options with the least state, for tests bound by memory (a 2**31-element tensor); None:
+    # `kwargs` without amsgrad.
+    lean_kwargs: dict | None = None
     # Parameters (and gradients) the rule takes, for rules that need a particular kind:
     # "any" (every layout), "matrix" (2-D only), "sparse" (sparse gradients only).
     params: str = "any"
@@ -104,6 +107,7 @@ RULES += [
     Rule(
         "RMSprop", optimcore.RMSprop, torch.optim.RMSprop,
         dict(lr=0.01, momentum=0.5, centered=True, weight_decay=1e-2),
+        lean_kwargs=dict(lr=0.01, weight_decay=1e-2),
         bad_edits=[("alpha", None, -0.5, "alpha"), ("momentum", None, -1.0, "momentum"),
                    ("lr", None, -1.0, "lr")],
         required_state=("step", "square_avg"),
