@@ -7,13 +7,17 @@ import pytest
 import torch
 
 import optimcore
+from optimcore.testing import COMPILED
 from conftest import TOL, make_params, set_grads
 
+# Every compiled rule in the registry (optimcore.testing), with its typical options; the
+# three first rules keep the options these tests were written with.
 RULES = {
     "SGD": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
     "Adam": dict(lr=1e-2, weight_decay=1e-2, amsgrad=True),
     "AdamW": dict(lr=1e-2),
 }
+RULES.update({r.name: dict(r.kwargs) for r in COMPILED if r.name not in RULES})
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -104,6 +104,8 @@ def _derived_init(torch_cls: type):
         self._reset_tables()
         torch_cls.__init__(self, params, *args, **kwargs)
         self.defaults.update(self._core_options)
+        if master_weights:
+            self._widen_constructed_state()
         # The compiled step applies no gradient scale: GradScaler unscales the gradients itself
         # (torch sets this for fused=True, whose kernels read grad_scale).
         self._step_supports_amp_scaling = False
@@ -213,6 +215,19 @@ class CoreOptimizer(Optimizer):
             if c is not Optimizer and c.__module__.startswith("torch.optim"):
                 return c
         return None
+
+    def _widen_constructed_state(self) -> None:
+        """State torch's constructor made (Adagrad's sum) for 16-bit parameters, made again in
+        float32 for master weights: widening the 16-bit tensor would keep its rounding."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state or p.dtype not in _table.MASTER_DTYPES:
+                    continue
+                for key, value in list(state.items()):
+                    if (key != "step" and isinstance(value, torch.Tensor)
+                            and value.dtype == p.dtype and value.shape == p.shape):
+                        state[key] = self._new_state(group, key, p, torch.float32)
 
     def _reset_tables(self) -> None:
         self._tables: dict[Any, Table] = {}
