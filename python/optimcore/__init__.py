@@ -14,6 +14,7 @@ from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
 from .asgd import ASGD
+from .lbfgs import LBFGS
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -64,6 +65,7 @@ __all__ = [
     "Adamax",
     "AdamW",
     "ASGD",
+    "LBFGS",
     "NAdam",
     "RAdam",
     "RMSprop",

@@ -271,6 +271,11 @@ class CoreOptimizer(Optimizer):
             closure (Callable, optional): A closure that reevaluates the model
                 and returns the loss.
         """
+        if self._rule is None:  # no compiled kernel: torch's step, closure and all (LBFGS)
+            self.last_step_paths = ["torch"] * len(self.param_groups)
+            self.last_fallback_reasons = dict.fromkeys(range(len(self.param_groups)),
+                                                       "no compiled kernel for this rule yet")
+            return _unhooked(self._torch_class().step)(self, closure)
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -42,7 +42,8 @@ class Rule:
     # `kwargs` without amsgrad.
     lean_kwargs: dict | None = None
     # Parameters (and gradients) the rule takes, for rules that need a particular kind:
-    # "any" (every layout), "matrix" (2-D only), "sparse" (sparse gradients only).
+    # "any" (every layout), "matrix" (2-D only), "sparse" (sparse gradients only), "closure"
+    # (the step re-evaluates a closure: one param group).
     params: str = "any"
 
 
@@ -155,6 +156,8 @@ RULES += [
          compiled=False, params="sparse"),
     Rule("Muon", optimcore.Muon, torch.optim.Muon, dict(lr=0.01), compiled=False,
          params="matrix"),
+    Rule("LBFGS", optimcore.LBFGS, torch.optim.LBFGS, dict(lr=0.5), compiled=False,
+         params="closure"),
 ]
 # The rules with a compiled kernel: what the generic suites of the compiled path run.
 COMPILED = [rule for rule in RULES if rule.compiled]
