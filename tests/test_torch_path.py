@@ -73,3 +73,10 @@ def _same(a, b) -> bool:
     if torch.is_tensor(b):
         return torch.is_tensor(a) and torch.equal(a, b)
     return a == b
+
+
+@pytest.mark.parametrize("rule", TORCH_ONLY, ids=[r.name for r in TORCH_ONLY])
+@pytest.mark.parametrize("option", ["master_weights", "stochastic_rounding"])
+def test_options_that_need_a_kernel_are_refused(rule, option):
+    with pytest.raises(ValueError, match=f"no compiled kernel yet .*{option}"):
+        rule.cls(_params(rule.params, torch.float32), **rule.kwargs, **{option: True})

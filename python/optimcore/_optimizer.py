@@ -71,14 +71,18 @@ def _tensor_hyperparameters(group: dict):
                     yield key, v
 
 
-def _torch_only(group: dict) -> str | None:
-    """Why this group's step must be torch's own, whatever its tensors (None: it need not)."""
+def _torch_only(group: dict, tensors_on_core: bool = True) -> str | None:
+    """Why this group's step must be torch's own, whatever its tensors (None: it need not).
+    `tensors_on_core`: whether the rule's kernel computes what torch does with float64 tensor
+    hyperparameters (NAdam does not: torch then multiplies mu_product in float64)."""
     for flag in ("differentiable", "capturable"):
         if group.get(flag):
             return f"{flag}=True"
     for key, v in _tensor_hyperparameters(group):
         if v.device.type != "cpu":
             return f"{key} is a tensor on {v.device}"
+        if not tensors_on_core:
+            return f"{key} is a tensor"
         if v.dtype != torch.float64:
             # torch computes step sizes, bias corrections and decay factors in the tensor's
             # dtype; the kernels compute them in double.
@@ -101,6 +105,9 @@ def _derived_init(torch_cls: type):
         self._core_options = {
             k: True for k, on in zip(CORE_OPTIONS, (master_weights, stochastic_rounding)) if on
         }
+        if self._core_options and not self._rule:
+            raise ValueError(f"optimcore.{type(self).__name__} has no compiled kernel yet (its "
+                             f"steps are torch's): {', '.join(self._core_options)} need one")
         self._reset_tables()
         torch_cls.__init__(self, params, *args, **kwargs)
         self.defaults.update(self._core_options)
@@ -151,6 +158,10 @@ class CoreOptimizer(Optimizer):
 
     def _torch_steps_mixed(self, group: dict) -> bool:
         return self._torch_steps_mixed_dtypes
+
+    #: Whether float64 tensor hyperparameters (lr=torch.tensor(...)) can stay on the kernel
+    #: (torch computes the same with them as with floats); lower-precision ones never can.
+    _tensor_hyperparameters_on_core = True
 
     def _uses_state(self, group: dict, key: str) -> bool:
         """Whether the group's options use this state tensor (Adam's max_exp_avg_sq: amsgrad)."""
@@ -316,11 +327,13 @@ class CoreOptimizer(Optimizer):
     def _plan_group(self, gi: int, group: dict):
         """Validate group gi for this step; return (path, callable that performs it or None)."""
         name = type(self).__name__
-        reason = _torch_only(group) if self._rule else "no compiled kernel for this rule yet"
+        reason = _torch_only(group, self._tensor_hyperparameters_on_core)
         hyper = None
-        if self._rule and all(v.device.type == "cpu" for _, v in _tensor_hyperparameters(group)):
+        if all(v.device.type == "cpu" for _, v in _tensor_hyperparameters(group)):
             try:
                 hyper = self._hyperparameters(group)
+            except TorchStep as e:  # values torch's step takes and the kernel does not
+                reason = reason or str(e)
             except (TypeError, ValueError, RuntimeError, KeyError, IndexError) as e:
                 raise ValueError(f"optimcore.{name}: param group {gi}: invalid "
                                  f"hyperparameter: {e}") from e

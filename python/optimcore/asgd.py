@@ -6,6 +6,7 @@ import torch
 from torch.optim.optimizer import _get_scalar_dtype
 
 from ._optimizer import CoreOptimizer, hyperparameter
+from ._state import TorchStep
 
 __all__ = ["ASGD"]
 
@@ -24,6 +25,9 @@ class ASGD(CoreOptimizer, torch.optim.ASGD):
         return torch.ones((), dtype=_get_scalar_dtype())  # mu
 
     def _hyperparameters(self, group: dict) -> dict:
+        if float(group["lambd"]) < 0:
+            # 1 + lambd * lr * step can reach 0 or below: torch divides by zero or goes complex.
+            raise TorchStep("lambd < 0")
         return dict(
             lr=hyperparameter(group, "lr"),
             lambd=hyperparameter(group, "lambd", low=float("-inf")),

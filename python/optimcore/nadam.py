@@ -16,6 +16,8 @@ class NAdam(CoreOptimizer, torch.optim.NAdam):
     keeps it (under a float64 default dtype torch's step runs)."""
 
     _rule = "nadam"
+    # With tensor betas/momentum_decay torch multiplies mu_product by a float64 mu: torch's step.
+    _tensor_hyperparameters_on_core = False
 
     def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
         return torch.tensor(1.0, dtype=_get_scalar_dtype())  # mu_product

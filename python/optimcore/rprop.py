@@ -31,7 +31,8 @@ class Rprop(CoreOptimizer, torch.optim.Rprop):
         return dict(
             etaminus=hyperparameter(group, "etas", 0),
             etaplus=hyperparameter(group, "etas", 1),
-            step_size_min=hyperparameter(group, "step_sizes", 0),
-            step_size_max=hyperparameter(group, "step_sizes", 1),
+            # torch does not check step_sizes (clamp bounds): neither does optimcore
+            step_size_min=hyperparameter(group, "step_sizes", 0, low=float("-inf")),
+            step_size_max=hyperparameter(group, "step_sizes", 1, low=float("-inf")),
             maximize=bool(group["maximize"]),
         )

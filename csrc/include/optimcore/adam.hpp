@@ -92,7 +92,7 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
   constexpr bool kReciprocal = !std::is_same<T, C>::value && !MASTER;
   const C inv_bias_correction2_sqrt = static_cast<C>(1.0 / s.bias_correction2_sqrt);
   // lerp(m, g, 1 - beta1) with its branch hoisted: m_new = base + coeff * (g - m).
-  const bool from_start = k.one_minus_beta1 < C(0.5);
+  const bool from_start = std::fabs(k.one_minus_beta1) < C(0.5);
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);

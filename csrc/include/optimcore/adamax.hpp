@@ -64,7 +64,7 @@ void adamax_range(const AdamaxTensor<T, S>& t, std::size_t begin, std::size_t en
   S* OPTIMCORE_RESTRICT exp_inf = t.state[Adamax::kExpInf];
   S* OPTIMCORE_RESTRICT master = t.master_param;
   const C sign = k.sign, weight_decay = k.weight_decay, beta2 = k.beta2, eps = k.eps;
-  const bool from_start = k.one_minus_beta1 < C(0.5);  // torch's lerp, branch hoisted
+  const bool from_start = std::fabs(k.one_minus_beta1) < C(0.5);  // torch's lerp, branch hoisted
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);

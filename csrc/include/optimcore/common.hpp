@@ -296,7 +296,8 @@ OPTIMCORE_INLINE C madd(C a, C b, C c) {
 // over a loop, so callers pass the precomputed coefficient and choose the base.
 template <class C>
 OPTIMCORE_INLINE C lerp(C start, C end, C weight) {
-  return weight < C(0.5) ? madd(weight, end - start, start) : madd(weight - C(1), end - start, end);
+  return std::fabs(weight) < C(0.5) ? madd(weight, end - start, start)
+                                    : madd(weight - C(1), end - start, end);
 }
 
 OPTIMCORE_NAMESPACE_END

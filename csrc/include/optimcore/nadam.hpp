@@ -82,7 +82,7 @@ void nadam_range(const NadamTensor<T, S>& t, std::size_t begin, std::size_t end,
   const C beta2 = k.beta2, one_minus_beta2 = k.one_minus_beta2, eps = k.eps;
   const C bias_correction2 = s.bias_correction2, grad_coeff = s.grad_coeff;
   const C exp_avg_coeff = s.exp_avg_coeff;
-  const bool from_start = k.one_minus_beta1 < C(0.5);  // torch's lerp, branch hoisted
+  const bool from_start = std::fabs(k.one_minus_beta1) < C(0.5);  // torch's lerp, branch hoisted
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);

@@ -78,7 +78,7 @@ void radam_range(const RadamTensor<T, S>& t, std::size_t begin, std::size_t end,
   const C beta2 = k.beta2, one_minus_beta2 = k.one_minus_beta2, eps = k.eps, lr = k.lr;
   const C bias_correction1 = s.bias_correction1, bc2_sqrt = s.bias_correction2_sqrt;
   const C rect = s.rect;
-  const bool from_start = k.one_minus_beta1 < C(0.5);  // torch's lerp, branch hoisted
+  const bool from_start = std::fabs(k.one_minus_beta1) < C(0.5);  // torch's lerp, branch hoisted
   const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);

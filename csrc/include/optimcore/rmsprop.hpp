@@ -69,7 +69,7 @@ void rmsprop_range(const RmspropTensor<T, S>& t, std::size_t begin, std::size_t 
   const C sign = k.sign, weight_decay = k.weight_decay, alpha = k.alpha;
   const C one_minus_alpha = k.one_minus_alpha, eps = k.eps, momentum = k.momentum;
   const C neg_lr = k.neg_lr;
-  const bool from_start = one_minus_alpha < C(0.5);  // torch's lerp, branch hoisted
+  const bool from_start = std::fabs(one_minus_alpha) < C(0.5);  // torch's lerp, branch hoisted
   const C coeff = from_start ? one_minus_alpha : one_minus_alpha - C(1);
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
