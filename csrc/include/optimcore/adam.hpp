@@ -158,17 +158,14 @@ void adam_step(const AdamTensor<T, S>* tensors, std::size_t count, const AdamOpt
   using No = std::false_type;
   // Every flag combination is its own loop, so the inner loop has no data-independent branches.
   auto run = [&](auto amsgrad, auto l2c, auto dec) {
-    with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
-                       [&](auto master, auto sr) {
+    for_each_param_range(tensors, count, o, num_threads,
+                         [&](auto master, auto sr, std::size_t i, std::size_t b,
+                             std::size_t e, std::uint32_t stream) {
       constexpr bool A = decltype(amsgrad)::value, L = decltype(l2c)::value;
       constexpr bool D = decltype(dec)::value, M = decltype(master)::value;
       constexpr bool R = decltype(sr)::value;
-      for_each_range(
-          count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-          [&](std::size_t i, std::size_t b, std::size_t e) {
-            detail::adam_range<A, L, D, M, R>(tensors[i], b, e, k, steps[i],
-                                              R ? tensor_stream(o.seed, i) : 0u);
-          });
+      detail::adam_range<A, L, D, M, R>(tensors[i], b, e, k, steps[i],
+                                        stream);
     });
   };
   auto with_decay = [&](auto a) {

@@ -100,16 +100,13 @@ void adamax_step(const AdamaxTensor<T, S>* tensors, std::size_t count, const Ada
                                    static_cast<C>(1.0 - o.beta1), static_cast<C>(o.beta2),
                                    static_cast<C>(o.eps)};
   auto run = [&](auto l2) {
-    with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
-                       [&](auto master, auto sr) {
+    for_each_param_range(tensors, count, o, num_threads,
+                         [&](auto master, auto sr, std::size_t i, std::size_t b,
+                             std::size_t e, std::uint32_t stream) {
       constexpr bool L = decltype(l2)::value, M = decltype(master)::value;
       constexpr bool R = decltype(sr)::value;
-      for_each_range(
-          count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-          [&](std::size_t i, std::size_t b, std::size_t e) {
-            detail::adamax_range<L, M, R>(tensors[i], b, e, k, neg_clr[i],
-                                          R ? tensor_stream(o.seed, i) : 0u);
-          });
+      detail::adamax_range<L, M, R>(tensors[i], b, e, k, neg_clr[i],
+                                    stream);
     });
   };
   o.weight_decay != 0.0 ? run(std::true_type{}) : run(std::false_type{});

@@ -74,4 +74,22 @@ void for_each_range(std::size_t count, Numel numel, int max_threads, Body body) 
 #endif
 }
 
+// The pass every rule's step makes: one parallel pass over all elements of `count` tensors,
+// compiled once per storage variant (see with_storage). Calls body(master, sr, i, begin, end,
+// stream) with std::bool_constant `master` (float32 master copies) and `sr` (stochastic
+// rounding), a range of tensor i, and that tensor's random stream (0 without sr).
+template <class T, class S, std::size_t N, std::size_t M, class Body>
+void for_each_param_range(const ParamState<T, S, N, M>* tensors, std::size_t count,
+                          const StepOptions& o, int num_threads, Body body) {
+  if (count == 0) return;
+  with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
+                     [&](auto master, auto sr) {
+    for_each_range(
+        count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
+        [&](std::size_t i, std::size_t b, std::size_t e) {
+          body(master, sr, i, b, e, decltype(sr)::value ? tensor_stream(o.seed, i) : 0u);
+        });
+  });
+}
+
 OPTIMCORE_NAMESPACE_END

@@ -142,19 +142,15 @@ void radam_step(const RadamTensor<T, S>* tensors, std::size_t count, const Radam
   using Yes = std::true_type;
   using No = std::false_type;
   auto run = [&](auto l2c, auto dec) {
-    with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
-                       [&](auto master, auto sr) {
+    for_each_param_range(tensors, count, o, num_threads,
+                         [&](auto master, auto sr, std::size_t i, std::size_t b,
+                             std::size_t e, std::uint32_t stream) {
       constexpr bool L = decltype(l2c)::value, D = decltype(dec)::value;
       constexpr bool M = decltype(master)::value, R = decltype(sr)::value;
-      for_each_range(
-          count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-          [&](std::size_t i, std::size_t b, std::size_t e) {
-            const std::uint32_t stream = R ? tensor_stream(o.seed, i) : 0u;
-            if (steps[i].rectified)
-              detail::radam_range<true, L, D, M, R>(tensors[i], b, e, k, steps[i], stream);
-            else
-              detail::radam_range<false, L, D, M, R>(tensors[i], b, e, k, steps[i], stream);
-          });
+      if (steps[i].rectified)
+        detail::radam_range<true, L, D, M, R>(tensors[i], b, e, k, steps[i], stream);
+      else
+        detail::radam_range<false, L, D, M, R>(tensors[i], b, e, k, steps[i], stream);
     });
   };
   if (l2) run(Yes{}, No{});

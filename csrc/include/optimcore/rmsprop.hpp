@@ -113,17 +113,14 @@ void rmsprop_step(const RmspropTensor<T, S>* tensors, std::size_t count,
                                     static_cast<C>(o.eps), static_cast<C>(o.momentum),
                                     static_cast<C>(-o.lr)};
   auto run = [&](auto l2, auto centered, auto momentum) {
-    with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
-                       [&](auto master, auto sr) {
+    for_each_param_range(tensors, count, o, num_threads,
+                         [&](auto master, auto sr, std::size_t i, std::size_t b,
+                             std::size_t e, std::uint32_t stream) {
       constexpr bool L = decltype(l2)::value, CE = decltype(centered)::value;
       constexpr bool MO = decltype(momentum)::value, M = decltype(master)::value;
       constexpr bool R = decltype(sr)::value;
-      for_each_range(
-          count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-          [&](std::size_t i, std::size_t b, std::size_t e) {
-            detail::rmsprop_range<L, CE, MO, M, R>(tensors[i], b, e, k,
-                                                   R ? tensor_stream(o.seed, i) : 0u);
-          });
+      detail::rmsprop_range<L, CE, MO, M, R>(tensors[i], b, e, k,
+                                             stream);
     });
   };
   using Yes = std::true_type;

@@ -94,15 +94,12 @@ void rprop_step(const RpropTensor<T, S>* tensors, std::size_t count, const Rprop
   const C sign = o.maximize ? C(-1) : C(1);
   const C etaminus = static_cast<C>(o.etaminus), etaplus = static_cast<C>(o.etaplus);
   const C lo = static_cast<C>(o.step_size_min), hi = static_cast<C>(o.step_size_max);
-  with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
-                     [&](auto master, auto sr) {
+  for_each_param_range(tensors, count, o, num_threads,
+                       [&](auto master, auto sr, std::size_t i, std::size_t b,
+                           std::size_t e, std::uint32_t stream) {
     constexpr bool M = decltype(master)::value, R = decltype(sr)::value;
-    for_each_range(
-        count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-        [&](std::size_t i, std::size_t b, std::size_t e) {
-          detail::rprop_range<M, R>(tensors[i], b, e, sign, etaminus, etaplus, lo, hi,
-                                    R ? tensor_stream(o.seed, i) : 0u);
-        });
+    detail::rprop_range<M, R>(tensors[i], b, e, sign, etaminus, etaplus, lo, hi,
+                              stream);
   });
 }
 

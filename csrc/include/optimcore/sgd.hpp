@@ -97,20 +97,16 @@ void sgd_step(const SgdTensor<T, S>* tensors, std::size_t count, const SgdOption
   const int momentum = o.momentum == 0.0 ? 0 : (o.nesterov ? 2 : 1);
   const bool l2 = o.weight_decay != 0.0;
   auto run = [&](auto mom, auto l2c) {
-    with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
-                       [&](auto master, auto sr) {
+    for_each_param_range(tensors, count, o, num_threads,
+                         [&](auto master, auto sr, std::size_t i, std::size_t b,
+                             std::size_t e, std::uint32_t stream) {
       constexpr int M = decltype(mom)::value;
       constexpr bool L = decltype(l2c)::value, MA = decltype(master)::value;
       constexpr bool R = decltype(sr)::value;
-      for_each_range(
-          count, [&](std::size_t i) { return tensors[i].numel; }, num_threads,
-          [&](std::size_t i, std::size_t b, std::size_t e) {
-            const std::uint32_t stream = R ? tensor_stream(o.seed, i) : 0u;
-            if (M != 0 && (tensors[i].new_state & (1u << Sgd::kMomentumBuffer)))
-              detail::sgd_range<M, true, L, MA, R>(tensors[i], b, e, k, stream);
-            else
-              detail::sgd_range<M, false, L, MA, R>(tensors[i], b, e, k, stream);
-          });
+      if (M != 0 && (tensors[i].new_state & (1u << Sgd::kMomentumBuffer)))
+        detail::sgd_range<M, true, L, MA, R>(tensors[i], b, e, k, stream);
+      else
+        detail::sgd_range<M, false, L, MA, R>(tensors[i], b, e, k, stream);
     });
   };
   auto with_decay = [&](auto m) { l2 ? run(m, std::true_type{}) : run(m, std::false_type{}); };
