@@ -91,17 +91,14 @@ void adam_range(const AdamTensor<T, S>& t, std::size_t begin, std::size_t end,
   // of the stored result. float, double and master weights keep torch's exact operation order.
   constexpr bool kReciprocal = !std::is_same<T, C>::value && !MASTER;
   const C inv_bias_correction2_sqrt = static_cast<C>(1.0 / s.bias_correction2_sqrt);
-  // lerp(m, g, 1 - beta1) with its branch hoisted: m_new = base + coeff * (g - m).
-  const bool from_start = std::fabs(k.one_minus_beta1) < C(0.5);
-  const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
+  const LerpWeight<C> first_moment(k.one_minus_beta1);  // exp_avg.lerp_(g, 1 - beta1)
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
     C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     if constexpr (DECOUPLED) p = p * decay_scale;
-    const C m0 = load(exp_avg[j]);
-    const C m = madd(coeff, g - m0, from_start ? m0 : g);
-    const C v = madd(one_minus_beta2 * g, g, load(exp_avg_sq[j]) * beta2);  // torch addcmul
+    const C m = first_moment(load(exp_avg[j]), g);
+    const C v = second_moment(load(exp_avg_sq[j]), g, beta2, one_minus_beta2);
     C v_hat = v;
     if constexpr (AMSGRAD) {
       const C v_max0 = load(max_exp_avg_sq[j]);

@@ -64,14 +64,12 @@ void adamax_range(const AdamaxTensor<T, S>& t, std::size_t begin, std::size_t en
   S* OPTIMCORE_RESTRICT exp_inf = t.state[Adamax::kExpInf];
   S* OPTIMCORE_RESTRICT master = t.master_param;
   const C sign = k.sign, weight_decay = k.weight_decay, beta2 = k.beta2, eps = k.eps;
-  const bool from_start = std::fabs(k.one_minus_beta1) < C(0.5);  // torch's lerp, branch hoisted
-  const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
+  const LerpWeight<C> first_moment(k.one_minus_beta1);  // exp_avg.lerp_(g, 1 - beta1)
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
     const C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
-    const C m0 = load(exp_avg[j]);
-    const C m = madd(coeff, g - m0, from_start ? m0 : g);   // exp_avg.lerp_(g, 1 - beta1)
+    const C m = first_moment(load(exp_avg[j]), g);
     const C a = load(exp_inf[j]) * beta2;                   // exp_inf.mul_(beta2)
     const C b = std::fabs(g) + eps;                         // g.abs().add_(eps)
     const C u = (a != a || b != b) ? a + b : (a > b ? a : b);  // torch.maximum: NaN propagates

@@ -291,13 +291,25 @@ OPTIMCORE_INLINE C madd(C a, C b, C c) {
 #endif
 }
 
-// torch's vectorized lerp (ATen/native/Lerp.h): start + w * (end - start) for |w| < 0.5, else
-// end + (w - 1) * (end - start), which keeps the result exact at both ends. The weight is uniform
-// over a loop, so callers pass the precomputed coefficient and choose the base.
+// start.lerp_(end, weight) for a weight fixed over a loop, as torch's vectorized lerp
+// (ATen/native/Lerp.h) with its branch chosen once: start + weight * (end - start) for
+// |weight| < 0.5, else end + (weight - 1) * (end - start), which keeps the result exact at both
+// ends. Adam's, Adamax's, RAdam's and NAdam's first moments and RMSprop's grad_avg use it.
 template <class C>
-OPTIMCORE_INLINE C lerp(C start, C end, C weight) {
-  return std::fabs(weight) < C(0.5) ? madd(weight, end - start, start)
-                                    : madd(weight - C(1), end - start, end);
+struct LerpWeight {
+  explicit LerpWeight(C weight)
+      : from_start(std::fabs(weight) < C(0.5)), coeff(from_start ? weight : weight - C(1)) {}
+  OPTIMCORE_INLINE C operator()(C start, C end) const {
+    return madd(coeff, end - start, from_start ? start : end);
+  }
+  bool from_start;
+  C coeff;
+};
+
+// exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2), rounded where torch rounds.
+template <class C>
+OPTIMCORE_INLINE C second_moment(C v, C g, C beta2, C one_minus_beta2) {
+  return madd(one_minus_beta2 * g, g, v * beta2);
 }
 
 OPTIMCORE_NAMESPACE_END

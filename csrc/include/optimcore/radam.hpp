@@ -78,16 +78,14 @@ void radam_range(const RadamTensor<T, S>& t, std::size_t begin, std::size_t end,
   const C beta2 = k.beta2, one_minus_beta2 = k.one_minus_beta2, eps = k.eps, lr = k.lr;
   const C bias_correction1 = s.bias_correction1, bc2_sqrt = s.bias_correction2_sqrt;
   const C rect = s.rect;
-  const bool from_start = std::fabs(k.one_minus_beta1) < C(0.5);  // torch's lerp, branch hoisted
-  const C coeff = from_start ? k.one_minus_beta1 : k.one_minus_beta1 - C(1);
+  const LerpWeight<C> first_moment(k.one_minus_beta1);  // exp_avg.lerp_(g, 1 - beta1)
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
     C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     if constexpr (DECOUPLED) p = p * decay_scale;
-    const C m0 = load(exp_avg[j]);
-    const C m = madd(coeff, g - m0, from_start ? m0 : g);  // exp_avg.lerp_(g, 1 - beta1)
-    const C v = madd(one_minus_beta2 * g, g, load(exp_avg_sq[j]) * beta2);
+    const C m = first_moment(load(exp_avg[j]), g);
+    const C v = second_moment(load(exp_avg_sq[j]), g, beta2, one_minus_beta2);
     exp_avg[j] = store<S>(m);
     exp_avg_sq[j] = store<S>(v);
     const C update = (m / bias_correction1) * lr;  // bias-corrected exp_avg times lr

@@ -69,19 +69,17 @@ void rmsprop_range(const RmspropTensor<T, S>& t, std::size_t begin, std::size_t 
   const C sign = k.sign, weight_decay = k.weight_decay, alpha = k.alpha;
   const C one_minus_alpha = k.one_minus_alpha, eps = k.eps, momentum = k.momentum;
   const C neg_lr = k.neg_lr;
-  const bool from_start = std::fabs(one_minus_alpha) < C(0.5);  // torch's lerp, branch hoisted
-  const C coeff = from_start ? one_minus_alpha : one_minus_alpha - C(1);
+  const LerpWeight<C> toward_grad(one_minus_alpha);  // grad_avg.lerp_(g, 1 - alpha)
   for (std::size_t j = begin; j < end; ++j) {
     C g = sign * load(grad[j]);
     C p = load_param<MASTER, SR>(param, master, j);
     if constexpr (L2) g = madd(p, weight_decay, g);
     // square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-    const C sq = madd(one_minus_alpha * g, g, load(square_avg[j]) * alpha);
+    const C sq = second_moment(load(square_avg[j]), g, alpha, one_minus_alpha);
     square_avg[j] = store<S>(sq);
     C avg;
     if constexpr (CENTERED) {
-      const C ga0 = load(grad_avg[j]);
-      const C ga = madd(coeff, g - ga0, from_start ? ga0 : g);  // grad_avg.lerp_(g, 1 - alpha)
+      const C ga = toward_grad(load(grad_avg[j]), g);
       grad_avg[j] = store<S>(ga);
       avg = std::sqrt(madd(-ga, ga, sq));  // square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
     } else {
