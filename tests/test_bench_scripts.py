@@ -16,6 +16,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ["profile_step.py", "--tensors", "20", "--numel", "64"],
         ["profile_step.py", "--tensors", "20", "--numel", "64", "--rule", "SGD"],
         ["parity_report.py", "--steps", "2", "--numel", "1000"],
+        ["bench_grad_subsets.py", "--tensors", "10", "--shape", "8", "8", "--reps", "3"],
+        ["bench_sparse_adam.py", "--rows", "1000", "--dim", "8", "--batch", "64", "--reps", "3"],
     ],
     ids=lambda a: " ".join(a),
 )
@@ -23,4 +25,4 @@ def test_bench_script_runs(args):
     out = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "|" in out.stdout  # printed its table
+    assert "|" in out.stdout or "x)" in out.stdout  # printed its table or ratio

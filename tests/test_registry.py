@@ -29,7 +29,7 @@ def test_hyperparameters_are_passed_by_the_kernels_names():
     from optimcore import _C
 
     for rule in BY_NAME.values():
-        if not rule.compiled:
+        if not rule.compiled or rule.params != "any":
             continue
         p = torch.zeros(2, requires_grad=True)
         opt = rule.cls([p], **rule.kwargs)

@@ -72,11 +72,37 @@ void dispatch_dtype(int dtype, bool master, F&& f) {
 OPTIMCORE_RULES(OPTIMCORE_KERNEL)
 #undef OPTIMCORE_KERNEL
 
+template <class T>
+void sparse_adam_typed(const std::int64_t* table, std::size_t count, const SparseAdamOptions& o,
+                       int num_threads) {
+  std::vector<SparseRows<T>> rows(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::int64_t* row = table + i * kSparseColumns;
+    SparseRows<T>& t = rows[i];
+    t.param = ptr<T>(row[kSparseParam]);
+    t.exp_avg = ptr<T>(row[kSparseExpAvg]);
+    t.exp_avg_sq = ptr<T>(row[kSparseExpAvgSq]);
+    t.indices = ptr<const std::int64_t>(row[kSparseIndices]);
+    t.values = ptr<const T>(row[kSparseValues]);
+    t.rows = static_cast<std::size_t>(row[kSparseRows]);
+    t.row_numel = static_cast<std::size_t>(row[kSparseRowNumel]);
+    t.step = static_cast<double>(row[kSparseStep]);
+  }
+  sparse_adam_step(rows.data(), count, o, num_threads);
+}
+
+void sparse_adam(const std::int64_t* table, std::size_t count, int dtype,
+                 const SparseAdamOptions& o, int num_threads) {
+  if (dtype == kFloat32) sparse_adam_typed<float>(table, count, o, num_threads);
+  else if (dtype == kFloat64) sparse_adam_typed<double>(table, count, o, num_threads);
+}
+
 }  // namespace
 
 #define OPTIMCORE_KERNEL_ENTRY(prefix, Rule) &prefix,
 extern const Kernels OPTIMCORE_KERNELS_NAME = {OPTIMCORE_STR(OPTIMCORE_KERNELS_NAME),
-                                               {OPTIMCORE_RULES(OPTIMCORE_KERNEL_ENTRY)}};
+                                               {OPTIMCORE_RULES(OPTIMCORE_KERNEL_ENTRY)},
+                                               &sparse_adam};
 #undef OPTIMCORE_KERNEL_ENTRY
 
 }  // namespace optimcore::bindings

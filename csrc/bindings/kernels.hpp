@@ -35,9 +35,17 @@ enum RuleId : int {
 using KernelFn = void (*)(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
                           int dtype, bool master, const void* options, int num_threads);
 
+// Row-sparse rules (SparseAdam): `count` rows of kSparseColumns int64 each (pointers, sizes and
+// the step count), float32/float64 only.
+enum SparseColumn : int { kSparseParam, kSparseExpAvg, kSparseExpAvgSq, kSparseIndices,
+                          kSparseValues, kSparseRows, kSparseRowNumel, kSparseStep, kSparseColumns };
+using SparseAdamFn = void (*)(const std::int64_t* table, std::size_t count, int dtype,
+                              const SparseAdamOptions& options, int num_threads);
+
 struct Kernels {
   const char* name;
   KernelFn rules[kRuleCount];
+  SparseAdamFn sparse_adam;
 };
 
 extern const Kernels kernels_baseline;

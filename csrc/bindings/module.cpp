@@ -168,4 +168,14 @@ PYBIND11_MODULE(_C, m) {
   OPTIMCORE_RULES(OPTIMCORE_DEF_RULE)
 #undef OPTIMCORE_DEF_RULE
   m.attr("rules") = rules;
+  m.attr("SPARSE_COLUMNS") = int(ob::kSparseColumns);
+  m.def(
+      "sparse_adam_step",
+      [](std::int64_t table, std::size_t count, int dtype, int num_threads, py::kwargs kwargs) {
+        const oc::SparseAdamOptions o = options_from<oc::SparseAdamOptions>("sparse_adam", kwargs);
+        const auto* rows = reinterpret_cast<const std::int64_t*>(table);
+        py::gil_scoped_release release;
+        kernels().sparse_adam(rows, count, dtype, o, num_threads);
+      },
+      py::arg("table"), py::arg("count"), py::arg("dtype"), py::arg("num_threads"));
 }

@@ -204,7 +204,7 @@ class CoreOptimizer(Optimizer):
     # Construction ---------------------------------------------------------------------------
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("_rule"):
+        if cls.__dict__.get("_rule") in _C.rules:  # an elementwise rule (OPTIMCORE_RULES)
             info = _C.rules[cls._rule]
             cls._kernel = staticmethod(getattr(_C, f"{cls._rule}_step"))
             cls._has_step = info["counts_steps"]

@@ -15,6 +15,7 @@
 #include "optimcore/rmsprop.hpp"
 #include "optimcore/rprop.hpp"
 #include "optimcore/sgd.hpp"
+#include "optimcore/sparse_adam.hpp"  // row-sparse gradients: its own entry, not in the list
 
 // Every rule of the core, as X(function prefix, description type): `X(adam, Adam)` stands for
 // optimcore::Adam (name, state, options) and optimcore::adam_step. Bindings and tests generate
