@@ -20,12 +20,13 @@ from pathlib import Path
 import torch
 
 import optimcore
-from optimcore.testing import COMPILED
+from optimcore.testing import BY_NAME, COMPILED
 
 # Every rule with a compiled kernel, from the registry (optimcore.testing), with its typical
 # options; SGD with momentum, as trainers use it.
 RULES = {rule.name: dict(rule.kwargs) for rule in COMPILED}
 RULES["SGD"] = dict(lr=1e-2, momentum=0.9)
+RULES["Adafactor"] = dict(BY_NAME["Adafactor"].kwargs)  # 1-D layouts: its unfactored path
 
 
 def float32_bytes(rule: str) -> int:

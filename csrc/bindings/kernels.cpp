@@ -97,12 +97,41 @@ void sparse_adam(const std::int64_t* table, std::size_t count, int dtype,
   else if (dtype == kFloat64) sparse_adam_typed<double>(table, count, o, num_threads);
 }
 
+template <class T>
+void adafactor_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
+                     const AdafactorOptions& o) {
+  std::vector<AdafactorTensor<T>> rows;
+  rows.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (grads[i] == kNoGrad) continue;
+    const std::int64_t* row = table + i * kReduceColumns;
+    AdafactorTensor<T>& t = rows.emplace_back();
+    t.param = ptr<T>(row[kReduceParam]);
+    t.grad = ptr<const T>(grads[i]);
+    t.step = ptr<float>(row[kReduceStep]);
+    t.row_var = ptr<T>(row[kReduceRowVar]);
+    t.col_var = ptr<T>(row[kReduceColVar]);
+    t.variance = ptr<T>(row[kReduceVariance]);
+    t.batch = static_cast<std::size_t>(row[kReduceBatch]);
+    t.rows = static_cast<std::size_t>(row[kReduceRows]);
+    t.cols = static_cast<std::size_t>(row[kReduceCols]);
+    t.factored = row[kReduceFactored] != 0;
+  }
+  adafactor_step(rows.data(), rows.size(), o);
+}
+
+void adafactor(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
+               int dtype, const AdafactorOptions& o) {
+  if (dtype == kFloat32) adafactor_typed<float>(table, grads, count, o);
+  else if (dtype == kFloat64) adafactor_typed<double>(table, grads, count, o);
+}
+
 }  // namespace
 
 #define OPTIMCORE_KERNEL_ENTRY(prefix, Rule) &prefix,
 extern const Kernels OPTIMCORE_KERNELS_NAME = {OPTIMCORE_STR(OPTIMCORE_KERNELS_NAME),
                                                {OPTIMCORE_RULES(OPTIMCORE_KERNEL_ENTRY)},
-                                               &sparse_adam};
+                                               &sparse_adam, &adafactor};
 #undef OPTIMCORE_KERNEL_ENTRY
 
 }  // namespace optimcore::bindings

@@ -42,10 +42,18 @@ enum SparseColumn : int { kSparseParam, kSparseExpAvg, kSparseExpAvgSq, kSparseI
 using SparseAdamFn = void (*)(const std::int64_t* table, std::size_t count, int dtype,
                               const SparseAdamOptions& options, int num_threads);
 
+// Rules with per-tensor reductions (Adafactor): `count` rows of kReduceColumns int64 each.
+enum ReduceColumn : int { kReduceParam, kReduceGrad, kReduceStep, kReduceRowVar, kReduceColVar,
+                          kReduceVariance, kReduceBatch, kReduceRows, kReduceCols,
+                          kReduceFactored, kReduceColumns };
+using AdafactorFn = void (*)(const std::int64_t* table, const std::int64_t* grads,
+                             std::size_t count, int dtype, const AdafactorOptions& options);
+
 struct Kernels {
   const char* name;
   KernelFn rules[kRuleCount];
   SparseAdamFn sparse_adam;
+  AdafactorFn adafactor;
 };
 
 extern const Kernels kernels_baseline;

@@ -105,9 +105,9 @@ def _derived_init(torch_cls: type):
         self._core_options = {
             k: True for k, on in zip(CORE_OPTIONS, (master_weights, stochastic_rounding)) if on
         }
-        if self._core_options and not self._rule:
-            raise ValueError(f"optimcore.{type(self).__name__} has no compiled kernel yet (its "
-                             f"steps are torch's): {', '.join(self._core_options)} need one")
+        if self._core_options and self._rule not in _C.rules:
+            raise ValueError(f"optimcore.{type(self).__name__} has no compiled elementwise "
+                             f"kernel: {', '.join(self._core_options)} need one")
         self._reset_tables()
         torch_cls.__init__(self, params, *args, **kwargs)
         self.defaults.update(self._core_options)

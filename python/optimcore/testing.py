@@ -43,7 +43,8 @@ class Rule:
     lean_kwargs: dict | None = None
     # Parameters (and gradients) the rule takes, for rules that need a particular kind:
     # "any" (every layout), "matrix" (2-D only), "sparse" (sparse gradients only), "closure"
-    # (the step re-evaluates a closure: one param group).
+    # (the step re-evaluates a closure: one param group), "reduction" (per-tensor reductions:
+    # non-empty parameters; tests/test_adafactor.py).
     params: str = "any"
 
 
@@ -151,7 +152,7 @@ RULES += [
 
 RULES += [
     Rule("Adafactor", optimcore.Adafactor, torch.optim.Adafactor, dict(lr=0.01),
-         compiled=False),
+         params="reduction"),
     Rule("SparseAdam", optimcore.SparseAdam, torch.optim.SparseAdam, dict(lr=0.01),
          params="sparse"),
     Rule("Muon", optimcore.Muon, torch.optim.Muon, dict(lr=0.01), compiled=False,
@@ -159,8 +160,8 @@ RULES += [
     Rule("LBFGS", optimcore.LBFGS, torch.optim.LBFGS, dict(lr=0.5), compiled=False,
          params="closure"),
 ]
-# The rules with a compiled kernel for dense gradients of any layout: what the generic suites of
-# the compiled path run (SparseAdam's row-sparse kind has tests/test_sparse_adam.py).
+# The rules with a compiled elementwise kernel: what the generic suites of the compiled path run
+# (the row-sparse SparseAdam and per-tensor-reduction Adafactor have their own test files).
 COMPILED = [rule for rule in RULES if rule.compiled and rule.params == "any"]
 
 BY_NAME = {rule.name: rule for rule in RULES}

@@ -6,6 +6,7 @@
 #include "optimcore/parallel.hpp"
 
 #include "optimcore/adadelta.hpp"
+#include "optimcore/adafactor.hpp"  // per-tensor reductions: its own entry, not in the list
 #include "optimcore/adagrad.hpp"
 #include "optimcore/adam.hpp"
 #include "optimcore/adamax.hpp"
