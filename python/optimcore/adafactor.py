@@ -57,6 +57,8 @@ class Adafactor(CoreOptimizer, torch.optim.Adafactor):
                 raise RuntimeError(f"{where}: Adafactor does not support complex parameters")
             if g.is_sparse:
                 raise RuntimeError(f"{where}: Adafactor does not support sparse gradients")
+            if _table.is_dtensor(p):
+                raise TorchStep("DTensor parameter: its reductions need the whole tensor, not the local shard")
             _table.check_param(where, p)
             if (p.dtype not in _KERNEL_DTYPES or not p.is_contiguous() or p.numel() == 0
                     or g.dtype != p.dtype or g.shape != p.shape or g.device != p.device):

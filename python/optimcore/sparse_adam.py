@@ -52,6 +52,8 @@ class SparseAdam(CoreOptimizer, torch.optim.SparseAdam):
             if not g.is_sparse:  # torch raises this too, but midway through its step
                 raise RuntimeError(f"{where}: SparseAdam does not support dense gradients, "
                                    "please consider Adam instead")
+            if _table.is_dtensor(p):
+                raise TorchStep("DTensor parameter: row indices refer to the whole table")
             _table.check_param(where, p)
             if (p.dtype not in _KERNEL_DTYPES or not p.is_contiguous() or p.dim() == 0
                     or g.dtype != p.dtype or g.shape != p.shape or g.sparse_dim() != 1):
