@@ -100,3 +100,26 @@ def test_torchs_errors_before_any_write(make_grad, match):
     with pytest.raises(RuntimeError, match=f"parameter 1: Adafactor {match}"):
         opt.step()
     assert torch.equal(a.detach(), before) and not opt.state
+
+
+def test_empty_parameter_is_refused_before_any_write():
+    a = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    empty = torch.nn.Parameter(torch.randn(0, dtype=torch.float64))
+    opt = optimcore.Adafactor([a, empty], lr=0.01)
+    a.grad, empty.grad = torch.ones(4, 3, dtype=torch.float64), torch.ones(0, dtype=torch.float64)
+    before = a.detach().clone()
+    with pytest.raises(ZeroDivisionError, match="parameter 1: Adafactor cannot step an empty"):
+        opt.step()
+    assert torch.equal(a.detach(), before) and not opt.state
+
+
+def test_incomplete_state_is_refused_before_any_write():
+    p = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    opt = optimcore.Adafactor([p], lr=0.01)
+    p.grad = torch.ones(4, 3, dtype=torch.float64)
+    opt.step()
+    del opt.state[p]["col_var"]
+    before = p.detach().clone()
+    with pytest.raises(RuntimeError, match="state has no 'col_var'"):
+        opt.step()
+    assert torch.equal(p.detach(), before)

@@ -86,3 +86,45 @@ def test_bfloat16_runs_torchs_step():
     e(torch.tensor([1, 2])).float().sum().backward()
     opt.step()
     assert opt.last_step_paths == ["torch"]
+
+
+def _coo(indices, values, shape):
+    # check_invariants=False: the point is a gradient torch does not check
+    return torch.sparse_coo_tensor(torch.tensor([indices]), values, shape,
+                                   check_invariants=False)
+
+
+def test_out_of_range_row_is_refused_before_any_write():
+    a = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    opt = optimcore.SparseAdam([a, b], lr=0.1)
+    a.grad = _coo([0, 2], torch.ones(2, 3, dtype=torch.float64), (4, 3))
+    b.grad = _coo([1, 4], torch.ones(2, 3, dtype=torch.float64), (4, 3))  # row 4 of 4 rows
+    before = a.detach().clone()
+    with pytest.raises(IndexError, match="parameter 1: sparse gradient row index out of bounds"):
+        opt.step()
+    assert torch.equal(a.detach(), before) and not opt.state
+
+
+def test_gradient_values_aliasing_the_parameter_run_torchs_step():
+    outs = []
+    for cls in (torch.optim.SparseAdam, optimcore.SparseAdam):
+        p = torch.nn.Parameter(torch.arange(18, dtype=torch.float64).view(6, 3) / 10)
+        opt = cls([p], lr=0.1)
+        p.grad = torch.sparse_coo_tensor(torch.tensor([[1, 2, 3, 4, 5]]), p.detach()[:-1],
+                                         (6, 3), is_coalesced=True, check_invariants=False)
+        opt.step()
+        outs.append((p.detach().clone(), opt.state[p]["exp_avg"].clone(), opt))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    assert outs[1][2].last_step_paths == ["torch"]
+
+
+def test_incomplete_state_is_refused_before_any_write():
+    p = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    opt = optimcore.SparseAdam([p], lr=0.1)
+    opt.state[p] = {"step": 3}
+    p.grad = _coo([0], torch.ones(1, 3, dtype=torch.float64), (4, 3))
+    before = p.detach().clone()
+    with pytest.raises(RuntimeError, match="state has no 'exp_avg'"):
+        opt.step()
+    assert torch.equal(p.detach(), before) and opt.state[p] == {"step": 3}

@@ -60,7 +60,10 @@ class Adafactor(CoreOptimizer, torch.optim.Adafactor):
             if _table.is_dtensor(p):
                 raise TorchStep("DTensor parameter: its reductions need the whole tensor, not the local shard")
             _table.check_param(where, p)
-            if (p.dtype not in _KERNEL_DTYPES or not p.is_contiguous() or p.numel() == 0
+            if p.numel() == 0:  # torch divides by zero here too, after earlier parameters
+                raise ZeroDivisionError(f"{where}: Adafactor cannot step an empty parameter "
+                                        "(its RMS divides by zero)")
+            if (p.dtype not in _KERNEL_DTYPES or not p.is_contiguous()
                     or g.dtype != p.dtype or g.shape != p.shape or g.device != p.device):
                 raise TorchStep(f"parameter {pi} is not a non-empty contiguous float32/float64 "
                                 "tensor with a gradient like it")
@@ -75,6 +78,10 @@ class Adafactor(CoreOptimizer, torch.optim.Adafactor):
                     state["variance"] = torch.zeros_like(g)
                 new_state.append((p, state))
             keys = ("row_var", "col_var") if g.dim() > 1 else ("variance",)
+            missing = [k for k in ("step",) + keys if k not in state]
+            if missing:
+                raise RuntimeError(f"{where}: state has no {missing[0]!r}: the state (or the "
+                                   "checkpoint it was loaded from) is incomplete")
             shapes = ((g.shape[:-1] + (1,), g.shape[:-2] + (1, g.shape[-1])) if g.dim() > 1
                       else (g.shape,))
             step = state.get("step")

@@ -9,6 +9,8 @@ reads and writes only the touched rows.
 
 from __future__ import annotations
 
+from array import array
+
 import torch
 from torch.autograd.graph import increment_version
 
@@ -64,6 +66,12 @@ class SparseAdam(CoreOptimizer, torch.optim.SparseAdam):
                 state = {"step": 0, "exp_avg": torch.zeros_like(p),
                          "exp_avg_sq": torch.zeros_like(p)}
                 new_state.append((p, state))
+            missing = [k for k in ("step", "exp_avg", "exp_avg_sq") if k not in state]
+            if missing:
+                raise RuntimeError(f"{where}: state has no {missing[0]!r}: the state (or the "
+                                   "checkpoint it was loaded from) is incomplete")
+            if type(state["step"]) is not int or state["step"] < 0:
+                raise TorchStep(f"state 'step' of parameter {pi} is not a non-negative int")
             for key in ("exp_avg", "exp_avg_sq"):
                 s = state.get(key)
                 if not (isinstance(s, torch.Tensor) and s.shape == p.shape
@@ -73,6 +81,10 @@ class SparseAdam(CoreOptimizer, torch.optim.SparseAdam):
             g = g.coalesce()
             indices = g._indices()[0].contiguous()
             values = g._values().contiguous()
+            if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= p.shape[0]):
+                # torch's step raises IndexError here too (after writing other parameters)
+                raise IndexError(f"{where}: sparse gradient row index out of bounds for a "
+                                 f"parameter of {p.shape[0]} rows")
             row_numel = p[0].numel() if p.shape[0] else 0
             rows.append([p.data_ptr(), state["exp_avg"].data_ptr(),
                          state["exp_avg_sq"].data_ptr(), indices.data_ptr(), values.data_ptr(),
@@ -88,6 +100,11 @@ class SparseAdam(CoreOptimizer, torch.optim.SparseAdam):
         spans = sorted(s for s in (_table.span(t) for t in written) if s)
         if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
             raise TorchStep("parameters or state share memory")
+        read = [s for s in (_table.span(t) for pair in keep for t in pair) if s]
+        if _table.ranges_overlap(array("q", [b for b, _ in read]), array("q", [e for _, e in read]),
+                                 array("q", [b for b, _ in spans]),
+                                 array("q", [e for _, e in spans])):
+            raise TorchStep("a gradient shares memory with a parameter or state")
         table = torch.tensor(rows, dtype=torch.int64)
         dtype_code = _KERNEL_DTYPES[dtypes.pop()]
 
