@@ -126,12 +126,41 @@ void adafactor(const std::int64_t* table, const std::int64_t* grads, std::size_t
   else if (dtype == kFloat64) adafactor_typed<double>(table, grads, count, o);
 }
 
+template <class T>
+std::vector<MuonTensor<T>> muon_rows(const std::int64_t* table, const double* neg_lr,
+                                     std::size_t count) {
+  std::vector<MuonTensor<T>> rows(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::int64_t* row = table + i * kMuonColumns;
+    rows[i].param = ptr<T>(row[kMuonParam]);
+    rows[i].grad = ptr<const T>(row[kMuonGrad]);
+    rows[i].momentum_buffer = ptr<T>(row[kMuonBuffer]);
+    rows[i].update = ptr<bfloat16>(row[kMuonUpdate]);
+    rows[i].numel = static_cast<std::size_t>(row[kMuonNumel]);
+    rows[i].neg_lr = neg_lr[i];
+  }
+  return rows;
+}
+
+void muon_momentum_pass(const std::int64_t* table, const double* neg_lr, std::size_t count,
+                        int dtype, const MuonOptions& o, int num_threads) {
+  if (dtype == kFloat32) muon_momentum(muon_rows<float>(table, neg_lr, count).data(), count, o, num_threads);
+  else if (dtype == kFloat64) muon_momentum(muon_rows<double>(table, neg_lr, count).data(), count, o, num_threads);
+}
+
+void muon_update_pass(const std::int64_t* table, const double* neg_lr, std::size_t count,
+                      int dtype, const MuonOptions& o, int num_threads) {
+  if (dtype == kFloat32) muon_update(muon_rows<float>(table, neg_lr, count).data(), count, o, num_threads);
+  else if (dtype == kFloat64) muon_update(muon_rows<double>(table, neg_lr, count).data(), count, o, num_threads);
+}
+
 }  // namespace
 
 #define OPTIMCORE_KERNEL_ENTRY(prefix, Rule) &prefix,
 extern const Kernels OPTIMCORE_KERNELS_NAME = {OPTIMCORE_STR(OPTIMCORE_KERNELS_NAME),
                                                {OPTIMCORE_RULES(OPTIMCORE_KERNEL_ENTRY)},
-                                               &sparse_adam, &adafactor};
+                                               &sparse_adam, &adafactor, &muon_momentum_pass,
+                                               &muon_update_pass};
 #undef OPTIMCORE_KERNEL_ENTRY
 
 }  // namespace optimcore::bindings

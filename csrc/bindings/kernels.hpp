@@ -49,11 +49,19 @@ enum ReduceColumn : int { kReduceParam, kReduceGrad, kReduceStep, kReduceRowVar,
 using AdafactorFn = void (*)(const std::int64_t* table, const std::int64_t* grads,
                              std::size_t count, int dtype, const AdafactorOptions& options);
 
+// Muon's two passes around torch's Newton-Schulz: `count` rows of kMuonColumns int64 each and
+// one -adjusted lr per row.
+enum MuonColumn : int { kMuonParam, kMuonGrad, kMuonBuffer, kMuonUpdate, kMuonNumel, kMuonColumns };
+using MuonFn = void (*)(const std::int64_t* table, const double* neg_lr, std::size_t count,
+                        int dtype, const MuonOptions& options, int num_threads);
+
 struct Kernels {
   const char* name;
   KernelFn rules[kRuleCount];
   SparseAdamFn sparse_adam;
   AdafactorFn adafactor;
+  MuonFn muon_momentum;
+  MuonFn muon_update;
 };
 
 extern const Kernels kernels_baseline;

@@ -170,6 +170,22 @@ PYBIND11_MODULE(_C, m) {
   m.attr("rules") = rules;
   m.attr("SPARSE_COLUMNS") = int(ob::kSparseColumns);
   m.attr("REDUCE_COLUMNS") = int(ob::kReduceColumns);
+  m.attr("MUON_COLUMNS") = int(ob::kMuonColumns);
+  for (const bool momentum : {true, false}) {
+    m.def(
+        momentum ? "muon_momentum" : "muon_update",
+        [momentum](std::int64_t table, std::int64_t neg_lr, std::size_t count, int dtype,
+                   int num_threads, py::kwargs kwargs) {
+          const oc::MuonOptions o = options_from<oc::MuonOptions>("muon", kwargs);
+          const auto* rows = reinterpret_cast<const std::int64_t*>(table);
+          const auto* lrs = reinterpret_cast<const double*>(neg_lr);
+          py::gil_scoped_release release;
+          (momentum ? kernels().muon_momentum : kernels().muon_update)(rows, lrs, count, dtype,
+                                                                       o, num_threads);
+        },
+        py::arg("table"), py::arg("neg_lr"), py::arg("count"), py::arg("dtype"),
+        py::arg("num_threads"));
+  }
   m.def(
       "adafactor_step",
       [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype,

@@ -155,8 +155,7 @@ RULES += [
          params="reduction"),
     Rule("SparseAdam", optimcore.SparseAdam, torch.optim.SparseAdam, dict(lr=0.01),
          params="sparse"),
-    Rule("Muon", optimcore.Muon, torch.optim.Muon, dict(lr=0.01), compiled=False,
-         params="matrix"),
+    Rule("Muon", optimcore.Muon, torch.optim.Muon, dict(lr=0.01), params="matrix"),
     Rule("LBFGS", optimcore.LBFGS, torch.optim.LBFGS, dict(lr=0.5), compiled=False,
          params="closure"),
 ]

@@ -15,6 +15,7 @@
 #include "optimcore/radam.hpp"
 #include "optimcore/rmsprop.hpp"
 #include "optimcore/rprop.hpp"
+#include "optimcore/muon.hpp"  // around torch's Newton-Schulz: its own entries, not in the list
 #include "optimcore/sgd.hpp"
 #include "optimcore/sparse_adam.hpp"  // row-sparse gradients: its own entry, not in the list
 
