@@ -1,22 +1,26 @@
 """Type stub of optimcore's compiled module (csrc/bindings/module.cpp). Internal: use the
-optimcore package. Tensor arguments are addresses of int64 tables built by _optimizer.py."""
+optimcore package. Tensor arguments are addresses of int64 tables built by the Python layer
+(_table.py; sparse_adam.py, adafactor.py and muon.py for the rules of other kinds)."""
 
 has_openmp: bool
 TABLE_COLUMNS: dict[str, int]
 NO_GRAD: int
-
-def first_overlap(
-    begin: int, end: int, count: int, query_begin: int, query_bytes: int, queries: int,
-) -> int: ...
+SPARSE_COLUMNS: int
+REDUCE_COLUMNS: int
+MUON_COLUMNS: int
+# per elementwise rule: state, fills_new_state, counts_steps, options, scalar_state
+rules: dict[str, dict]
 
 def simd_level() -> str: ...
 def set_simd_level(name: str) -> None: ...
 def supported_simd_levels() -> list[str]: ...
-rules: dict[str, dict]  # per rule: state, fills_new_state, counts_steps, options
+def first_overlap(
+    begin: int, end: int, count: int, query_begin: int, query_bytes: int, queries: int,
+) -> int: ...
 
-# One per rule in OPTIMCORE_RULES (csrc/include/optimcore/optimcore.hpp): <rule>_step(table,
-# grads, count, dtype, master, stochastic_rounding, seed, num_threads, **hyperparameters),
-# hyperparameters by the names in rules[<rule>]["options"].
+# One per elementwise rule in OPTIMCORE_RULES (csrc/include/optimcore/optimcore.hpp):
+# <rule>_step(table, grads, count, dtype, master, stochastic_rounding, seed, num_threads,
+# **hyperparameters), hyperparameters by the names in rules[<rule>]["options"].
 def sgd_step(
     table: int, grads: int, count: int, dtype: int, master: bool, stochastic_rounding: bool,
     seed: int, num_threads: int, **hyperparameters: float | bool,
@@ -25,3 +29,15 @@ def adam_step(
     table: int, grads: int, count: int, dtype: int, master: bool, stochastic_rounding: bool,
     seed: int, num_threads: int, **hyperparameters: float | bool,
 ) -> None: ...
+# ... and adagrad_step, adadelta_step, adamax_step, rmsprop_step, radam_step, rprop_step,
+# nadam_step, asgd_step, with the same signature.
+
+# Rules of other kinds: their own tables (column counts above).
+def sparse_adam_step(table: int, count: int, dtype: int, num_threads: int,
+                     **hyperparameters: float | bool) -> None: ...
+def adafactor_step(table: int, grads: int, count: int, dtype: int,
+                   **hyperparameters: float | bool) -> None: ...
+def muon_momentum(table: int, neg_lr: int, count: int, dtype: int, num_threads: int,
+                  **hyperparameters: float | bool) -> None: ...
+def muon_update(table: int, neg_lr: int, count: int, dtype: int, num_threads: int,
+                **hyperparameters: float | bool) -> None: ...
