@@ -123,3 +123,18 @@ def test_incomplete_state_is_refused_before_any_write():
     with pytest.raises(RuntimeError, match="state has no 'col_var'"):
         opt.step()
     assert torch.equal(p.detach(), before)
+
+
+def test_tensors_split_across_threads_match_torch():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for cls in (torch.optim.Adafactor, optimcore.Adafactor):
+            gen = torch.Generator().manual_seed(0)
+            params = [torch.randn(200, 200, generator=gen, dtype=torch.float64).requires_grad_()
+                      for _ in range(5)]
+            runs.append(_run(cls, torch.float64, dict(lr=0.01), steps=3, params=params))
+        _assert_same(runs[1], runs[0], torch.float64)
+    finally:
+        torch.set_num_threads(threads)

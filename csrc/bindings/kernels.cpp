@@ -99,7 +99,7 @@ void sparse_adam(const std::int64_t* table, std::size_t count, int dtype,
 
 template <class T>
 void adafactor_typed(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
-                     const AdafactorOptions& o) {
+                     const AdafactorOptions& o, int num_threads) {
   std::vector<AdafactorTensor<T>> rows;
   rows.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
@@ -117,13 +117,13 @@ void adafactor_typed(const std::int64_t* table, const std::int64_t* grads, std::
     t.cols = static_cast<std::size_t>(row[kReduceCols]);
     t.factored = row[kReduceFactored] != 0;
   }
-  adafactor_step(rows.data(), rows.size(), o);
+  adafactor_step(rows.data(), rows.size(), o, num_threads);
 }
 
 void adafactor(const std::int64_t* table, const std::int64_t* grads, std::size_t count,
-               int dtype, const AdafactorOptions& o) {
-  if (dtype == kFloat32) adafactor_typed<float>(table, grads, count, o);
-  else if (dtype == kFloat64) adafactor_typed<double>(table, grads, count, o);
+               int dtype, const AdafactorOptions& o, int num_threads) {
+  if (dtype == kFloat32) adafactor_typed<float>(table, grads, count, o, num_threads);
+  else if (dtype == kFloat64) adafactor_typed<double>(table, grads, count, o, num_threads);
 }
 
 template <class T>

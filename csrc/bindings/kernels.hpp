@@ -47,7 +47,8 @@ enum ReduceColumn : int { kReduceParam, kReduceGrad, kReduceStep, kReduceRowVar,
                           kReduceVariance, kReduceBatch, kReduceRows, kReduceCols,
                           kReduceFactored, kReduceColumns };
 using AdafactorFn = void (*)(const std::int64_t* table, const std::int64_t* grads,
-                             std::size_t count, int dtype, const AdafactorOptions& options);
+                             std::size_t count, int dtype, const AdafactorOptions& options,
+                             int num_threads);
 
 // Muon's two passes around torch's Newton-Schulz: `count` rows of kMuonColumns int64 each and
 // one -adjusted lr per row.

@@ -188,15 +188,16 @@ PYBIND11_MODULE(_C, m) {
   }
   m.def(
       "adafactor_step",
-      [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype,
+      [](std::int64_t table, std::int64_t grads, std::size_t count, int dtype, int num_threads,
          py::kwargs kwargs) {
         const oc::AdafactorOptions o = options_from<oc::AdafactorOptions>("adafactor", kwargs);
         const auto* rows = reinterpret_cast<const std::int64_t*>(table);
         const auto* grad_ptrs = reinterpret_cast<const std::int64_t*>(grads);
         py::gil_scoped_release release;
-        kernels().adafactor(rows, grad_ptrs, count, dtype, o);
+        kernels().adafactor(rows, grad_ptrs, count, dtype, o, num_threads);
       },
-      py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"));
+      py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"),
+      py::arg("num_threads"));
   m.def(
       "sparse_adam_step",
       [](std::int64_t table, std::size_t count, int dtype, int num_threads, py::kwargs kwargs) {

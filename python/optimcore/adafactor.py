@@ -131,7 +131,7 @@ class Adafactor(CoreOptimizer, torch.optim.Adafactor):
                 self.state[p] = state
             increment_version(written)
             _C.adafactor_step(table.data_ptr(), grads.data_ptr(), len(rows),
-                              _KERNEL_DTYPES[dtype], **hyper)
+                              _KERNEL_DTYPES[dtype], num_threads, **hyper)
             del keep[:]  # the gradients (contiguous copies if needed) lived through the kernel
 
         return run

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "optimcore/common.hpp"
+#include "optimcore/parallel.hpp"
 
 namespace optimcore {
 
@@ -181,11 +182,24 @@ void adafactor_one(const AdafactorTensor<T>& t, const AdafactorOptions& o) {
 
 }  // namespace detail
 
-// One Adafactor step for `count` tensors (float or double), one after another: each needs its
-// own reductions before its update. A tensor with no elements only counts its step.
+// One Adafactor step for `count` tensors (float or double). Each tensor needs its own reductions
+// before its update, so threads take whole tensors (handed out dynamically; enough work for a
+// second thread, as parallel.hpp's threads_for decides); one tensor runs on one thread.
 template <class T>
 void adafactor_step(const AdafactorTensor<T>* tensors, std::size_t count,
-                    const AdafactorOptions& o) {
+                    const AdafactorOptions& o, int num_threads = 1) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < count; ++i)
+    total += tensors[i].batch * tensors[i].rows * tensors[i].cols;
+  const int threads = count > 1 ? threads_for(total, num_threads) : 1;
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (long long i = 0; i < static_cast<long long>(count); ++i)
+      detail::adafactor_one(tensors[i], o);
+    return;
+  }
+#endif
   for (std::size_t i = 0; i < count; ++i) detail::adafactor_one(tensors[i], o);
 }
 
