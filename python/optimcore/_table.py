@@ -546,3 +546,16 @@ def ranges_overlap(begin_a: array, end_a: array, begin_b: array, end_b: array) -
     sizes = array("q", [e - b for b, e in zip(begin_a, end_a)])
     return _C.first_overlap(begin_b.buffer_info()[0], end_b.buffer_info()[0], len(begin_b),
                             begin_a.buffer_info()[0], sizes.buffer_info()[0], len(begin_a)) >= 0
+
+
+def check_apart(written: list, read: list) -> None:
+    """For rules that plan their own step (SparseAdam, Adafactor, Muon): raise TorchStep if the
+    tensors the step writes share memory with each other, or the tensors it reads (gradients)
+    share memory with them. torch's step, tensor by tensor, then gives its own result."""
+    spans = sorted(s for s in map(span, written) if s)
+    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
+        raise TorchStep("parameters or state share memory")
+    reads = [s for s in map(span, read) if s]
+    if ranges_overlap(array("q", [b for b, _ in reads]), array("q", [e for _, e in reads]),
+                      array("q", [b for b, _ in spans]), array("q", [e for _, e in spans])):
+        raise TorchStep("a gradient shares memory with a parameter or state")

@@ -11,7 +11,6 @@ the update pass of each tensor.
 from __future__ import annotations
 
 import math
-from array import array
 
 import torch
 from torch.autograd.graph import increment_version
@@ -111,15 +110,7 @@ class Adafactor(CoreOptimizer, torch.optim.Adafactor):
             return None
         if len(dtypes) > 1:
             raise TorchStep("parameters of several dtypes in one group")
-        spans = sorted(s for s in (_table.span(t) for t in written) if s)
-        if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
-            raise TorchStep("parameters or state share memory")
-        grad_spans = [s for s in (_table.span(g) for g in keep) if s]
-        if _table.ranges_overlap(array("q", [b for b, _ in grad_spans]),
-                                 array("q", [e for _, e in grad_spans]),
-                                 array("q", [b for b, _ in spans]),
-                                 array("q", [e for _, e in spans])):
-            raise TorchStep("a gradient shares memory with a parameter or state")
+        _table.check_apart(written, keep)
         dtype = dtypes.pop()
         eps1 = group["eps"][0]
         hyper = dict(hyper, eps1=torch.finfo(dtype).eps if eps1 is None else float(eps1))

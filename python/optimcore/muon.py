@@ -8,7 +8,6 @@ update pass applies weight decay and the orthogonalized update. The class plans 
 
 from __future__ import annotations
 
-from array import array
 
 import torch
 from torch.autograd.graph import increment_version
@@ -86,14 +85,7 @@ class Muon(CoreOptimizer, torch.optim.Muon):
             return None
         if len(dtypes) > 1:
             raise TorchStep("parameters of several dtypes in one group")
-        spans = sorted(s for s in (_table.span(t) for t in written) if s)
-        if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
-            raise TorchStep("parameters or state share memory")
-        read = [s for s in (_table.span(t) for t in grads) if s]
-        if _table.ranges_overlap(array("q", [b for b, _ in read]), array("q", [e for _, e in read]),
-                                 array("q", [b for b, _ in spans]),
-                                 array("q", [e for _, e in spans])):
-            raise TorchStep("a gradient shares memory with a parameter or state")
+        _table.check_apart(written, grads)
         table = torch.tensor(rows, dtype=torch.int64)
         neg_lr = torch.tensor(lrs, dtype=torch.float64)
         dtype = _KERNEL_DTYPES[dtypes.pop()]
