@@ -11,6 +11,8 @@
 #include "optimcore/adam.hpp"
 #include "optimcore/adamax.hpp"
 #include "optimcore/asgd.hpp"
+#include "optimcore/conjugate_gradient.hpp"  // closure-driven (descent.hpp): its own entry
+#include "optimcore/lbfgs.hpp"  // closure-driven (descent.hpp): its own entry
 #include "optimcore/nadam.hpp"
 #include "optimcore/radam.hpp"
 #include "optimcore/rmsprop.hpp"
