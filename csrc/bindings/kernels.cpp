@@ -154,13 +154,145 @@ void muon_update_pass(const std::int64_t* table, const double* neg_lr, std::size
   else if (dtype == kFloat64) muon_update(muon_rows<double>(table, neg_lr, count).data(), count, o, num_threads);
 }
 
+// Closure-driven methods: ClosureState <-> the method's state, callbacks as its Memory.
+template <class T>
+struct CallbackMemory {
+  const ClosureCallbacks& calls;
+  T* vector() { return ptr<T>(calls.vector(calls.context)); }
+  void recycle(T* p) { calls.recycle(calls.context, reinterpret_cast<std::int64_t>(p)); }
+};
+
+template <class T>
+Number<T> number(ScalarValue v) { return {v.value, v.tensor}; }
+inline ScalarValue scalar(double value, bool tensor) { return {value, tensor}; }
+
+template <class T>
+std::vector<T*> pointers(const std::vector<std::int64_t>& v) {
+  std::vector<T*> out;
+  for (std::int64_t p : v) out.push_back(ptr<T>(p));
+  return out;
+}
+template <class T>
+std::vector<std::int64_t> addresses(const std::vector<T*>& v) {
+  std::vector<std::int64_t> out;
+  for (T* p : v) out.push_back(reinterpret_cast<std::int64_t>(p));
+  return out;
+}
+template <class T>
+std::vector<Number<T>> numbers(const std::vector<ScalarValue>& v) {
+  std::vector<Number<T>> out;
+  for (ScalarValue x : v) out.push_back(number<T>(x));
+  return out;
+}
+template <class T>
+std::vector<ScalarValue> scalars(const std::vector<Number<T>>& v) {
+  std::vector<ScalarValue> out;
+  for (Number<T> x : v) out.push_back(scalar(x.v, x.tensor));
+  return out;
+}
+
+template <class T>
+void load(const ClosureState& c, DescentState<T>& s) {
+  s.func_evals = c.func_evals;
+  s.n_iter = c.n_iter;
+  s.started = c.started;
+  s.d = ptr<T>(c.d);
+  s.prev_flat_grad = ptr<T>(c.prev_flat_grad);
+  s.t = number<T>(c.t);
+  s.prev_loss = c.prev_loss;
+}
+template <class T>
+void store(const DescentState<T>& s, ClosureState& c) {
+  c.func_evals = s.func_evals;
+  c.n_iter = s.n_iter;
+  c.started = s.started;
+  c.d = reinterpret_cast<std::int64_t>(s.d);
+  c.prev_flat_grad = reinterpret_cast<std::int64_t>(s.prev_flat_grad);
+  c.t = scalar(s.t.v, s.t.tensor);
+  c.prev_loss = s.prev_loss;
+}
+
+// Runs step(x, state, memory, evaluate) for the method's state type State<T>.
+template <class T, class State, class Load, class Store, class Step>
+ClosureStepResult closure_typed(const std::int64_t* segments, const std::size_t* sizes,
+                                std::size_t count, ClosureState& c, const ClosureCallbacks& calls,
+                                Load load_extra, Store store_extra, Step step) {
+  std::vector<T*> data = pointers<T>(std::vector<std::int64_t>(segments, segments + count));
+  const Segments<T> x{data.data(), sizes, count};
+  State s;
+  load(c, s);
+  load_extra(s);
+  CallbackMemory<T> memory{calls};
+  const auto evaluate = [&](T* grad) {
+    return calls.evaluate(calls.context, reinterpret_cast<std::int64_t>(grad));
+  };
+  const ClosureStepResult r = step(x, s, evaluate, memory);
+  store(s, c);
+  store_extra(s);
+  return r;
+}
+
+template <class T>
+ClosureStepResult lbfgs_typed(const std::int64_t* segments, const std::size_t* sizes,
+                              std::size_t count, ClosureState& c, const LbfgsOptions& o,
+                              const ClosureCallbacks& calls, int num_threads) {
+  return closure_typed<T, LbfgsState<T>>(
+      segments, sizes, count, c, calls,
+      [&](LbfgsState<T>& s) {
+        s.H_diag = number<T>(c.H_diag);
+        s.old_dirs = pointers<T>(c.old_dirs);
+        s.old_stps = pointers<T>(c.old_stps);
+        s.ro = numbers<T>(c.ro);
+        s.al = numbers<T>(c.al);
+      },
+      [&](const LbfgsState<T>& s) {
+        c.H_diag = scalar(s.H_diag.v, s.H_diag.tensor);
+        c.old_dirs = addresses(s.old_dirs);
+        c.old_stps = addresses(s.old_stps);
+        c.ro = scalars(s.ro);
+        c.al = scalars(s.al);
+      },
+      [&](const Segments<T>& x, LbfgsState<T>& s, auto& evaluate, auto& memory) {
+        return lbfgs_step(x, s, o, evaluate, memory, num_threads);
+      });
+}
+
+ClosureStepResult lbfgs(const std::int64_t* segments, const std::size_t* sizes, std::size_t count,
+                        int dtype, ClosureState& state, const LbfgsOptions& o,
+                        const ClosureCallbacks& calls, int num_threads) {
+  if (dtype == kFloat32) return lbfgs_typed<float>(segments, sizes, count, state, o, calls, num_threads);
+  return lbfgs_typed<double>(segments, sizes, count, state, o, calls, num_threads);
+}
+
+template <class T>
+ClosureStepResult cg_typed(const std::int64_t* segments, const std::size_t* sizes,
+                           std::size_t count, ClosureState& c, const ConjugateGradientOptions& o,
+                           const ClosureCallbacks& calls, int num_threads) {
+  return closure_typed<T, ConjugateGradientState<T>>(
+      segments, sizes, count, c, calls,
+      [&](ConjugateGradientState<T>& s) { s.since_restart = c.since_restart; },
+      [&](const ConjugateGradientState<T>& s) { c.since_restart = s.since_restart; },
+      [&](const Segments<T>& x, ConjugateGradientState<T>& s, auto& evaluate, auto& memory) {
+        return cg_step(x, s, o, evaluate, memory, num_threads);
+      });
+}
+
+ClosureStepResult conjugate_gradient(const std::int64_t* segments, const std::size_t* sizes,
+                                     std::size_t count, int dtype, ClosureState& state,
+                                     const ConjugateGradientOptions& o,
+                                     const ClosureCallbacks& calls, int num_threads) {
+  if (dtype == kFloat32) return cg_typed<float>(segments, sizes, count, state, o, calls, num_threads);
+  return cg_typed<double>(segments, sizes, count, state, o, calls, num_threads);
+}
+
 }  // namespace
 
 #define OPTIMCORE_KERNEL_ENTRY(prefix, Rule) &prefix,
 extern const Kernels OPTIMCORE_KERNELS_NAME = {OPTIMCORE_STR(OPTIMCORE_KERNELS_NAME),
                                                {OPTIMCORE_RULES(OPTIMCORE_KERNEL_ENTRY)},
                                                &sparse_adam, &adafactor, &muon_momentum_pass,
-                                               &muon_update_pass};
+                                               &muon_update_pass, &lbfgs,
+                                               &conjugate_gradient};
 #undef OPTIMCORE_KERNEL_ENTRY
 
 }  // namespace optimcore::bindings

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "optimcore/optimcore.hpp"
 
@@ -56,6 +57,41 @@ enum MuonColumn : int { kMuonParam, kMuonGrad, kMuonBuffer, kMuonUpdate, kMuonNu
 using MuonFn = void (*)(const std::int64_t* table, const double* neg_lr, std::size_t count,
                         int dtype, const MuonOptions& options, int num_threads);
 
+// Closure-driven methods (L-BFGS, conjugate gradient): the parameters as `count` contiguous
+// segments (pointers and sizes), the method's state as plain data the Python layer converts
+// from and to torch's state dict (vectors as pointers of caller-owned tensors, torch's scalars
+// as value + "is a 0-d tensor"), and callbacks into the caller: the closure, and vectors.
+struct ScalarValue {
+  double value = 0.0;
+  bool tensor = false;
+};
+struct ClosureState {
+  std::int64_t func_evals = 0, n_iter = 0;
+  bool started = false;
+  std::int64_t d = 0, prev_flat_grad = 0;
+  ScalarValue t;
+  double prev_loss = 0.0;
+  ScalarValue H_diag{1.0, false};  // L-BFGS
+  std::vector<std::int64_t> old_dirs, old_stps;
+  std::vector<ScalarValue> ro, al;
+  std::int64_t since_restart = 0;  // conjugate gradient
+};
+struct ClosureCallbacks {
+  void* context = nullptr;
+  double (*evaluate)(void* context, std::int64_t grad) = nullptr;  // loss; gradient into grad
+  std::int64_t (*vector)(void* context) = nullptr;                 // a vector of n elements
+  void (*recycle)(void* context, std::int64_t vector) = nullptr;   // no longer used
+};
+using LbfgsFn = ClosureStepResult (*)(const std::int64_t* segments, const std::size_t* sizes,
+                                      std::size_t count, int dtype, ClosureState& state,
+                                      const LbfgsOptions& options, const ClosureCallbacks& calls,
+                                      int num_threads);
+using ConjugateGradientFn = ClosureStepResult (*)(const std::int64_t* segments,
+                                                  const std::size_t* sizes, std::size_t count,
+                                                  int dtype, ClosureState& state,
+                                                  const ConjugateGradientOptions& options,
+                                                  const ClosureCallbacks& calls, int num_threads);
+
 struct Kernels {
   const char* name;
   KernelFn rules[kRuleCount];
@@ -63,6 +99,8 @@ struct Kernels {
   AdafactorFn adafactor;
   MuonFn muon_momentum;
   MuonFn muon_update;
+  LbfgsFn lbfgs;
+  ConjugateGradientFn conjugate_gradient;
 };
 
 extern const Kernels kernels_baseline;

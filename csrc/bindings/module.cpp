@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels.hpp"
@@ -75,6 +76,147 @@ Options options_from(const char* rule, const py::kwargs& kwargs) {
   }
   return o;
 }
+
+// Closure-driven methods. Their state crosses as a dict of plain values (vectors as data
+// pointers, torch's scalars as (value, is_tensor) pairs); the closure and new vectors come from
+// Python callbacks, called with the GIL, while the passes between them run without it.
+ob::ScalarValue scalar_from(const py::handle& h) {
+  const auto pair = h.cast<std::pair<double, bool>>();
+  return {pair.first, pair.second};
+}
+py::tuple scalar_to(ob::ScalarValue v) { return py::make_tuple(v.value, v.tensor); }
+
+ob::ClosureState closure_state_from(const py::dict& d) {
+  ob::ClosureState c;
+  c.func_evals = d["func_evals"].cast<std::int64_t>();
+  c.n_iter = d["n_iter"].cast<std::int64_t>();
+  c.started = d["started"].cast<bool>();
+  c.d = d["d"].cast<std::int64_t>();
+  c.prev_flat_grad = d["prev_flat_grad"].cast<std::int64_t>();
+  c.t = scalar_from(d["t"]);
+  c.prev_loss = d["prev_loss"].cast<double>();
+  if (d.contains("H_diag")) {
+    c.H_diag = scalar_from(d["H_diag"]);
+    c.old_dirs = d["old_dirs"].cast<std::vector<std::int64_t>>();
+    c.old_stps = d["old_stps"].cast<std::vector<std::int64_t>>();
+    for (const auto& v : d["ro"].cast<py::list>()) c.ro.push_back(scalar_from(v));
+    for (const auto& v : d["al"].cast<py::list>()) c.al.push_back(scalar_from(v));
+  }
+  if (d.contains("since_restart")) c.since_restart = d["since_restart"].cast<std::int64_t>();
+  return c;
+}
+
+py::dict closure_state_to(const ob::ClosureState& c, bool lbfgs) {
+  py::dict d;
+  d["func_evals"] = c.func_evals;
+  d["n_iter"] = c.n_iter;
+  d["started"] = c.started;
+  d["d"] = c.d;
+  d["prev_flat_grad"] = c.prev_flat_grad;
+  d["t"] = scalar_to(c.t);
+  d["prev_loss"] = c.prev_loss;
+  if (lbfgs) {
+    d["H_diag"] = scalar_to(c.H_diag);
+    d["old_dirs"] = c.old_dirs;
+    d["old_stps"] = c.old_stps;
+    py::list ro, al;
+    for (auto v : c.ro) ro.append(scalar_to(v));
+    for (auto v : c.al) al.append(scalar_to(v));
+    d["ro"] = ro;
+    d["al"] = al;
+  } else {
+    d["since_restart"] = c.since_restart;
+  }
+  return d;
+}
+
+struct PyCallbacks {
+  py::function evaluate;
+  py::function vector;
+  std::vector<std::int64_t> recycled;
+
+  ob::ClosureCallbacks table() {
+    ob::ClosureCallbacks c;
+    c.context = this;
+    c.evaluate = [](void* self, std::int64_t grad) {
+      py::gil_scoped_acquire gil;
+      return static_cast<PyCallbacks*>(self)->evaluate(grad).cast<double>();
+    };
+    c.vector = [](void* self) {
+      py::gil_scoped_acquire gil;
+      return static_cast<PyCallbacks*>(self)->vector().cast<std::int64_t>();
+    };
+    c.recycle = [](void* self, std::int64_t v) {
+      static_cast<PyCallbacks*>(self)->recycled.push_back(v);
+    };
+    return c;
+  }
+};
+
+// Binds `<name>(segments, sizes, dtype, state, evaluate, vector, num_threads, **options)`:
+// one step; returns (result, new state, recycled vectors).
+template <class Options, class Call>
+void def_closure_method(py::module_& m, const char* name, bool lbfgs, Call call) {
+  m.def(
+      name,
+      [name, lbfgs, call](std::vector<std::int64_t> segments, std::vector<std::size_t> sizes,
+                          int dtype, py::dict state, py::function evaluate, py::function vector,
+                          int num_threads, py::kwargs kwargs) {
+        if (segments.size() != sizes.size())
+          throw py::value_error(std::string(name) + ": segments and sizes differ in length");
+        if (dtype != ob::kFloat32 && dtype != ob::kFloat64)
+          throw py::value_error(std::string(name) + ": float32 and float64 only");
+        Options o = call.options(kwargs);
+        ob::ClosureState c = closure_state_from(state);
+        PyCallbacks callbacks{std::move(evaluate), std::move(vector), {}};
+        const ob::ClosureCallbacks table = callbacks.table();
+        oc::ClosureStepResult r;
+        {
+          py::gil_scoped_release release;
+          r = call.step(segments.data(), sizes.data(), segments.size(), dtype, c, o, table,
+                        num_threads);
+        }
+        py::dict result;
+        result["first_loss"] = r.first_loss;
+        result["loss"] = r.loss;
+        result["evaluations"] = r.evaluations;
+        result["iterations"] = r.iterations;
+        result["reason"] = oc::stop_reason_name(r.reason);
+        return py::make_tuple(result, closure_state_to(c, lbfgs), callbacks.recycled);
+      },
+      py::arg("segments"), py::arg("sizes"), py::arg("dtype"), py::arg("state"),
+      py::arg("evaluate"), py::arg("vector"), py::arg("num_threads"));
+}
+
+struct LbfgsCall {
+  oc::LbfgsOptions options(py::kwargs kwargs) const {
+    return options_from<oc::LbfgsOptions>("lbfgs", kwargs);
+  }
+  template <class... A>
+  oc::ClosureStepResult step(A&&... a) const { return kernels().lbfgs(std::forward<A>(a)...); }
+};
+
+struct ConjugateGradientCall {
+  oc::ConjugateGradientOptions options(py::kwargs kwargs) const {
+    static const char* const names[] = {"PR+", "FR", "HS", "DY"};
+    if (!kwargs.contains("beta"))
+      throw py::type_error("conjugate_gradient: missing hyperparameter 'beta'");
+    const std::string beta = py::str(kwargs.attr("pop")("beta"));
+    oc::ConjugateGradientOptions o = options_from<oc::ConjugateGradientOptions>(
+        "conjugate_gradient", kwargs);
+    int code = -1;
+    for (int i = 0; i < 4; ++i)
+      if (beta == names[i]) code = i;
+    if (code < 0)
+      throw py::value_error("conjugate_gradient: beta must be one of 'PR+', 'FR', 'HS', 'DY'");
+    o.beta = static_cast<oc::CgBeta>(code);
+    return o;
+  }
+  template <class... A>
+  oc::ClosureStepResult step(A&&... a) const {
+    return kernels().conjugate_gradient(std::forward<A>(a)...);
+  }
+};
 
 // Binds `<prefix>_step(table, grads, count, dtype, master, stochastic_rounding, seed,
 // num_threads, **hyperparameters)` and returns the rule's description for Python: its state
@@ -198,6 +340,10 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("table"), py::arg("grads"), py::arg("count"), py::arg("dtype"),
       py::arg("num_threads"));
+  def_closure_method<oc::LbfgsOptions>(m, "lbfgs_step", true, LbfgsCall{});
+  def_closure_method<oc::ConjugateGradientOptions>(m, "conjugate_gradient_step", false,
+                                                   ConjugateGradientCall{});
+  py::register_exception<oc::NonFiniteLoss>(m, "NonFiniteLossError", PyExc_FloatingPointError);
   m.def(
       "sparse_adam_step",
       [](std::int64_t table, std::size_t count, int dtype, int num_threads, py::kwargs kwargs) {

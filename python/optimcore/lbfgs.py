@@ -1,17 +1,72 @@
-"""optimcore.LBFGS: torch.optim.LBFGS, a drop-in whose steps run torch's own implementation
-(closure, line search and all) until the rule has its compiled core (issue 6)."""
+"""optimcore.LBFGS: torch.optim.LBFGS on the compiled core (csrc/include/optimcore/lbfgs.hpp):
+the same iterates, evaluation counts and state (key for key, so checkpoints move both ways),
+with the vector work fused and threaded. A failing closure restores the parameters and the
+state (see _closure.py). Steps the core cannot take (another device, float16/bfloat16,
+parameters of mixed dtypes or sharing memory) run torch's own LBFGS.step."""
 
 from __future__ import annotations
 
 import torch
 
-from ._optimizer import CoreOptimizer
+from ._closure import ClosureOptimizer
+from ._optimizer import _unhooked
 
 __all__ = ["LBFGS"]
 
 
-class LBFGS(CoreOptimizer, torch.optim.LBFGS):
-    """Implements L-BFGS: ``torch.optim.LBFGS``. Every step is torch's own, so iterates, state
-    and checkpoints are torch's exactly."""
+class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
+    """Implements L-BFGS: ``torch.optim.LBFGS``'s algorithm, arguments, defaults and state,
+    on the compiled core. ``last_step_result`` says what the last step did."""
 
-    _rule = None
+    _method = "lbfgs"
+
+    def _options(self, group: dict) -> dict:
+        line_search_fn = group["line_search_fn"]
+        if line_search_fn is not None and line_search_fn != "strong_wolfe":
+            raise RuntimeError("only 'strong_wolfe' is supported")
+        lr = group["lr"]
+        max_iter = group["max_iter"]
+        max_eval = group["max_eval"]
+        return dict(
+            lr=float(lr),
+            max_iter=int(max_iter),
+            max_eval=int(max_eval if max_eval is not None else max_iter * 5 // 4),
+            tolerance_grad=float(group["tolerance_grad"]),
+            tolerance_change=float(group["tolerance_change"]),
+            history_size=int(group["history_size"]),
+            line_search=line_search_fn is not None,
+        )
+
+    def _fallback(self, reason: str, closure):
+        return _unhooked(torch.optim.LBFGS.step)(self, closure)
+
+    def _import_extra(self, state: dict, flat: dict, vector) -> None:
+        h = state.get("H_diag", 1)
+        flat["H_diag"] = (float(h), isinstance(h, torch.Tensor))
+        flat["old_dirs"] = [vector("old_dirs", y) for y in state.get("old_dirs") or []]
+        flat["old_stps"] = [vector("old_stps", s) for s in state.get("old_stps") or []]
+        flat["ro"] = [(float(r), isinstance(r, torch.Tensor)) for r in state.get("ro") or []]
+        flat["al"] = [(0.0, False) if a is None else (float(a), isinstance(a, torch.Tensor))
+                      for a in state.get("al") or []]
+        if not (len(flat["old_dirs"]) == len(flat["old_stps"]) == len(flat["ro"])):
+            raise ValueError("optimcore.LBFGS: state 'old_dirs', 'old_stps' and 'ro' differ in "
+                             "length (a truncated checkpoint?)")
+
+    def _export_extra(self, flat: dict, state: dict, tensor_of, dtype) -> None:
+        value, tensor = flat["H_diag"]
+        state["H_diag"] = torch.tensor(value, dtype=dtype) if tensor else (
+            int(value) if value == 1 else value)
+        state["old_dirs"] = [tensor_of(p) for p in flat["old_dirs"]]
+        state["old_stps"] = [tensor_of(p) for p in flat["old_stps"]]
+        state["ro"] = _zero_dim(flat["ro"], dtype)
+        if flat["al"]:
+            state["al"] = _zero_dim(flat["al"], dtype)
+
+
+def _zero_dim(pairs: list, dtype) -> list:
+    """(value, is_tensor) pairs as torch keeps them: 0-d tensors (views of one 1-d tensor,
+    made in one call) or None."""
+    if not pairs:
+        return []
+    values = torch.tensor([v for v, _ in pairs], dtype=dtype).unbind(0)
+    return [v if tensor else None for v, (_, tensor) in zip(values, pairs)]

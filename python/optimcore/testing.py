@@ -156,8 +156,7 @@ RULES += [
     Rule("SparseAdam", optimcore.SparseAdam, torch.optim.SparseAdam, dict(lr=0.01),
          params="sparse"),
     Rule("Muon", optimcore.Muon, torch.optim.Muon, dict(lr=0.01), params="matrix"),
-    Rule("LBFGS", optimcore.LBFGS, torch.optim.LBFGS, dict(lr=0.5), compiled=False,
-         params="closure"),
+    Rule("LBFGS", optimcore.LBFGS, torch.optim.LBFGS, dict(lr=0.5), params="closure"),
 ]
 # The rules with a compiled elementwise kernel: what the generic suites of the compiled path run
 # (the row-sparse SparseAdam and per-tensor-reduction Adafactor have their own test files).

@@ -1,0 +1,319 @@
+"""The closure-driven optimizers' shared step (LBFGS, ConjugateGradient): the parameters as one
+flat vector for the compiled core, the closure as its callback, and the state as torch keeps it.
+
+Data path: ``ClosureOptimizer.step(closure)`` → ``_C.<method>_step(segments, sizes, dtype,
+state, evaluate, vector, num_threads, **options)`` (bindings/module.cpp) → ``lbfgs_step`` /
+``cg_step`` on ``descent_step`` (csrc/include/optimcore/descent.hpp), which calls back into
+``evaluate`` for each function evaluation (the closure, then the gradients gathered into one
+vector) and into ``vector`` for each vector of n elements it needs.
+
+What this module owns:
+
+- **The flat vector.** Each parameter (its real view, for complex ones) is one contiguous
+  segment of x; a non-contiguous parameter is stepped in a contiguous shadow copied back
+  before every closure call and at the end of the step. Parameters that share memory, devices
+  other than the CPU, dtypes other than float32/float64 and mixed dtypes take the method's
+  fallback (torch's own step for LBFGS).
+- **The state**, key for key as torch.optim.LBFGS keeps it (``state[params[0]]``): converted to
+  the core's plain form before the step and back after it, so ``state_dict()`` moves between
+  torch and optimcore in both directions.
+- **Failure.** The core steps transactionally: if the closure raises, returns None, a non-scalar
+  or a non-finite loss, or leaves a parameter without a dense gradient, the parameters are
+  restored to their values at the start of the step, the state is as before, and the error
+  propagates (torch.optim.LBFGS leaves the parameters where the partial line search put them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch.optim.optimizer import Optimizer
+
+from . import _C
+from ._table import DTYPE_CODES, is_dtensor, span
+
+_FLAT_DTYPES = (torch.float32, torch.float64)
+
+
+class ClosureOptimizer(Optimizer):
+    """Base class of optimcore's closure-driven optimizers: one parameter group, one flat
+    vector, a step that re-evaluates the closure. docs/kernels.md ("Closure-driven methods")
+    is the recipe; ``lbfgs.py`` the worked example."""
+
+    #: ``_C.<method>_step`` runs the step.
+    _method: str
+    #: State keys the method keeps beyond the shared ones (func_evals, n_iter, d, t,
+    #: prev_flat_grad, prev_loss).
+    _vector_lists: tuple = ()
+
+    #: Set by step(): the path it took ("core" or "torch"), why it took torch's, and what the
+    #: core's step did (evaluations, iterations, reason it stopped, last loss).
+    last_step_paths: list = []
+    last_fallback_reasons: dict = {}
+    last_step_result: dict | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _refusing_core_options(cls.__dict__["__init__"])
+        else:
+            torch_cls = next((c for c in cls.__mro__ if c.__module__.startswith("torch.optim")
+                              and c is not Optimizer), None)
+            if torch_cls is not None:
+                cls.__init__ = _refusing_core_options(torch_cls.__init__)
+
+    def _options(self, group: dict) -> dict:
+        """The group's options by the core's names, validated (before any evaluation)."""
+        raise NotImplementedError
+
+    def _fallback(self, reason: str, closure):
+        """The step when the core cannot take it (`reason`): torch's own, or an error."""
+        raise RuntimeError(f"optimcore.{type(self).__name__}: {reason}")
+
+    def _import_extra(self, state: dict, flat: dict, vector) -> None:
+        """Adds the method's own state keys to the core's form `flat`."""
+
+    def _export_extra(self, flat: dict, state: dict, tensor_of, dtype) -> None:
+        """Writes the method's own state keys from the core's form `flat` into torch's."""
+
+    # The step -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any]):  # type: ignore[override]
+        """Perform a single optimization step.
+
+        Args:
+            closure (Callable): A closure that reevaluates the model
+                and returns the loss.
+        """
+        name = type(self).__name__
+        if closure is None:
+            raise TypeError(f"optimcore.{name}.step needs a closure that reevaluates the model "
+                            "and returns the loss")
+        if len(self.param_groups) != 1:
+            raise ValueError(f"optimcore.{name} doesn't support per-parameter options (parameter "
+                             f"groups): it has {len(self.param_groups)} groups, and steps one "
+                             "flat vector")
+        group = self.param_groups[0]
+        params = group["params"]
+        options = self._options(group)
+        reason = self._core_refuses(params)
+        if reason is not None:
+            self.last_step_paths = ["torch"]
+            self.last_fallback_reasons = {0: reason}
+            return self._fallback(reason, closure)
+        self.last_step_paths = ["core"]
+        self.last_fallback_reasons = {}
+        return _FlatStep(self, params, closure).run(options)
+
+    @staticmethod
+    def _core_refuses(params: list) -> str | None:
+        """Why the compiled core cannot step these parameters (None: it can)."""
+        dtypes = set()
+        spans = []
+        for i, p in enumerate(params):
+            if is_dtensor(p):
+                return f"parameter {i} is a DTensor"
+            if p.device.type != "cpu":
+                return f"parameter {i} is on {p.device}"
+            if p.layout != torch.strided:
+                return f"parameter {i} has layout {p.layout}"
+            r = torch.view_as_real(p) if p.is_complex() else p
+            if r.dtype not in _FLAT_DTYPES:
+                return f"parameter {i} is {p.dtype} (the core steps float32 and float64)"
+            dtypes.add(r.dtype)
+            s = span(r)
+            if s is not None:
+                spans.append((s[0], s[1], i))
+        if len(dtypes) > 1:
+            return "the parameters mix dtypes"
+        spans.sort()
+        for (b0, e0, i), (b1, e1, j) in zip(spans, spans[1:]):
+            if b1 < e0:
+                return f"parameters {i} and {j} share memory"
+        return None
+
+
+def _refusing_core_options(init):
+    """`init` with optimcore's keyword-only options of the elementwise rules (master_weights,
+    stochastic_rounding), refused when set: a flat float32/float64 vector has no use for them."""
+    import functools
+    import inspect
+
+    @functools.wraps(init)
+    def __init__(self, *args, master_weights: bool = False, stochastic_rounding: bool = False,
+                 **kwargs):
+        for name, on in (("master_weights", master_weights),
+                         ("stochastic_rounding", stochastic_rounding)):
+            if on:
+                raise ValueError(f"optimcore.{type(self).__name__} has no compiled elementwise "
+                                 f"kernel: {name} needs one")
+        init(self, *args, **kwargs)
+
+    signature = inspect.signature(init)
+    extras = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=False)
+              for k in ("master_weights", "stochastic_rounding")]
+    __init__.__signature__ = signature.replace(parameters=[*signature.parameters.values(),
+                                                           *extras])
+    return __init__
+
+
+class _FlatStep:
+    """One step: the parameters as segments of x, the closure as the core's callback."""
+
+    def __init__(self, opt: ClosureOptimizer, params: list, closure):
+        self.opt = opt
+        self.name = type(opt).__name__
+        self.params = params
+        self.closure = torch.enable_grad()(closure)
+        reals = [torch.view_as_real(p) if p.is_complex() else p for p in params]
+        self.reals = reals
+        self.dtype = reals[0].dtype if reals else torch.float32
+        self.sizes = [r.numel() for r in reals]
+        self.n = sum(self.sizes)
+        # Non-contiguous parameters are stepped in contiguous shadows.
+        self.shadows = [None if r.is_contiguous() else r.contiguous() for r in reals]
+        self.segments = [(s if s is not None else r).data_ptr() for r, s in zip(reals,
+                                                                                self.shadows)]
+        self.any_shadow = any(s is not None for s in self.shadows)
+        self.vectors: dict[int, torch.Tensor] = {}  # data_ptr -> vector of n elements
+        self.first_loss = None
+
+    # Callbacks of the core ------------------------------------------------------------------
+    def vector(self) -> int:
+        v = torch.empty(self.n, dtype=self.dtype)
+        ptr = v.data_ptr() if self.n else id(v)
+        self.vectors[ptr] = v
+        return ptr
+
+    def sync(self) -> None:
+        if self.any_shadow:
+            for r, s in zip(self.reals, self.shadows):
+                if s is not None:
+                    r.copy_(s)
+
+    def evaluate(self, grad_ptr: int) -> float:
+        self.sync()
+        loss = self.closure()
+        if self.first_loss is None:
+            self.first_loss = loss
+        if loss is None:
+            raise TypeError(f"optimcore.{self.name}: the closure returned None; it must return "
+                            "the loss")
+        if isinstance(loss, torch.Tensor) and loss.numel() != 1:
+            raise ValueError(f"optimcore.{self.name}: the closure returned a tensor of shape "
+                             f"{tuple(loss.shape)}; it must return the loss as a scalar")
+        value = float(loss)
+        out = self.vectors[grad_ptr]
+        views = []
+        for i, (p, r) in enumerate(zip(self.params, self.reals)):
+            g = p.grad
+            if g is None:
+                raise RuntimeError(f"optimcore.{self.name}: parameter {i} has no gradient after "
+                                   "the closure (call backward() in the closure; torch.optim."
+                                   "LBFGS would treat it as zero)")
+            if g.layout != torch.strided:
+                raise RuntimeError(f"optimcore.{self.name}: parameter {i} has a {g.layout} "
+                                   "gradient; the closure-driven methods need dense gradients")
+            if g.dtype != p.dtype or g.shape != p.shape:
+                raise RuntimeError(
+                    f"optimcore.{self.name}: parameter {i}: gradient ({g.dtype}, "
+                    f"{tuple(g.shape)}) does not match the parameter ({p.dtype}, "
+                    f"{tuple(p.shape)})")
+            if g.is_complex():
+                g = torch.view_as_real(g.resolve_conj())
+            views.append(g.reshape(-1))
+        if len(views) == 1:
+            out.copy_(views[0])
+        elif views:
+            torch.cat(views, out=out)
+        return value
+
+    # State conversion -----------------------------------------------------------------------
+    def _vector_ptr(self, key: str, t) -> int:
+        """The pointer of a state vector, copied into a fresh contiguous vector of the step's
+        dtype when it is not one already (a checkpoint of another dtype, a view...)."""
+        if t is None:
+            return 0
+        if not isinstance(t, torch.Tensor) or t.numel() != self.n:
+            raise ValueError(
+                f"optimcore.{self.name}: state '{key}' has "
+                f"{t.numel() if isinstance(t, torch.Tensor) else type(t).__name__} elements; "
+                f"the parameters have {self.n} (was the state loaded for other parameters?)")
+        if (t.dtype == self.dtype and t.device.type == "cpu" and t.is_contiguous()
+                and t.dim() == 1 and self.n):
+            self.vectors.setdefault(t.data_ptr(), t)
+            return t.data_ptr()
+        ptr = self.vector()
+        self.vectors[ptr].copy_(t.reshape(-1))
+        return ptr
+
+    @staticmethod
+    def _scalar(v) -> tuple:
+        if v is None:
+            return (0.0, False)
+        if isinstance(v, torch.Tensor):
+            return (float(v), True)
+        return (float(v), False)
+
+    def import_state(self, state: dict) -> dict:
+        flat = {
+            "func_evals": int(state.get("func_evals", 0)),
+            "n_iter": int(state.get("n_iter", 0)),
+            "started": "d" in state,
+            "d": self._vector_ptr("d", state.get("d")),
+            "prev_flat_grad": self._vector_ptr("prev_flat_grad", state.get("prev_flat_grad")),
+            "t": self._scalar(state.get("t")),
+            "prev_loss": float(state["prev_loss"]) if state.get("prev_loss") is not None
+            else 0.0,
+        }
+        self.opt._import_extra(state, flat, self._vector_ptr)
+        return flat
+
+    def tensor_of(self, ptr: int):
+        return None if ptr == 0 else self.vectors[ptr]
+
+    def scalar_of(self, pair: tuple):
+        value, tensor = pair
+        return torch.tensor(value, dtype=self.dtype) if tensor else value
+
+    def export_state(self, flat: dict, state: dict) -> None:
+        state["func_evals"] = flat["func_evals"]
+        state["n_iter"] = flat["n_iter"]
+        if flat["started"]:
+            state["d"] = self.tensor_of(flat["d"])
+            state["t"] = self.scalar_of(flat["t"])
+            self.opt._export_extra(flat, state, self.tensor_of, self.dtype)
+            state["prev_flat_grad"] = self.tensor_of(flat["prev_flat_grad"])
+            state["prev_loss"] = flat["prev_loss"]
+
+    # The step -------------------------------------------------------------------------------
+    def run(self, options: dict):
+        opt = self.opt
+        state = opt.state[self.params[0]]
+        flat = self.import_state(state)
+        kernel = getattr(_C, f"{opt._method}_step")
+        try:
+            result, new_flat, _ = kernel(self.segments, self.sizes, DTYPE_CODES[self.dtype],
+                                         flat, self.evaluate, self.vector,
+                                         torch.get_num_threads(), **options)
+        finally:
+            self.sync()  # the final (or, after an error, the restored) parameters
+        self.export_state(new_flat, state)
+        #: What the last step did: evaluations, iterations, why it stopped, its last loss.
+        opt.last_step_result = result
+        return self.first_loss
+
+
+def flat_numel(params) -> int:
+    return sum(2 * p.numel() if p.is_complex() else p.numel() for p in params)
+
+
+def check_nonnegative(name: str, value, kind=float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            kind is int and not isinstance(value, int)):
+        raise TypeError(f"{name} must be {'an int' if kind is int else 'a number'}, got "
+                        f"{value!r}")
+    if not value >= 0 or math.isinf(value):
+        raise ValueError(f"Invalid {name}: {value}")
