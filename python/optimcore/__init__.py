@@ -14,6 +14,7 @@ from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
 from .asgd import ASGD
+from .conjugate_gradient import ConjugateGradient
 from .lbfgs import LBFGS
 from .nadam import NAdam
 from .radam import RAdam
@@ -66,6 +67,7 @@ __all__ = [
     "AdamW",
     "ASGD",
     "LBFGS",
+    "ConjugateGradient",
     "NAdam",
     "RAdam",
     "RMSprop",

@@ -163,3 +163,85 @@ RULES += [
 COMPILED = [rule for rule in RULES if rule.compiled and rule.params == "any"]
 
 BY_NAME = {rule.name: rule for rule in RULES}
+
+
+# Problems for the closure-driven methods (LBFGS, ConjugateGradient), shared by their tests and
+# bench/bench_closure.py: (name, starting point, f) with f a torch function of a float64 vector.
+def closure_problems() -> list:
+    """The problems the closure-driven methods are checked on against SciPy: a convex
+    quadratic (n = 100, condition number 1e4), Rosenbrock from (-1.2, 1), the 100-dimensional
+    extended Rosenbrock, and L2-regularized logistic regression on scikit-learn's bundled
+    breast-cancer data (standardized, with a bias column)."""
+    n = 100
+    c = 1e4 ** (torch.arange(n, dtype=torch.float64) / (n - 1))
+
+    def quadratic(x):
+        return 0.5 * (c * x * x).sum() - x.sum()
+
+    def rosenbrock(x):
+        a, b = x[0::2], x[1::2]
+        return (100 * (b - a * a) ** 2 + (1 - a) ** 2).sum()
+
+    problems = [
+        ("quadratic", torch.zeros(n, dtype=torch.float64), quadratic),
+        ("rosenbrock", torch.tensor([-1.2, 1.0], dtype=torch.float64), rosenbrock),
+        ("extended_rosenbrock", torch.tensor([-1.2, 1.0], dtype=torch.float64).repeat(50),
+         rosenbrock),
+    ]
+    try:
+        from sklearn.datasets import load_breast_cancer
+    except ImportError:
+        return problems
+    X, y = load_breast_cancer(return_X_y=True)
+    X = torch.tensor(X, dtype=torch.float64)
+    X = torch.cat([(X - X.mean(0)) / X.std(0, correction=0), torch.ones(len(X), 1,
+                                                                        dtype=torch.float64)], 1)
+    y = torch.tensor(y, dtype=torch.float64)
+
+    def logistic(w):
+        z = X @ w
+        return (torch.nn.functional.softplus(z) - y * z).mean() + 0.5e-3 * (w * w).sum()
+
+    problems.append(("logistic_regression", torch.zeros(X.shape[1], dtype=torch.float64),
+                     logistic))
+    return problems
+
+
+def minimize_with(cls, x0: torch.Tensor, f, **kwargs):
+    """Minimizes f from x0 with one ``step`` of a closure-driven optimizer class; returns
+    (x, function evaluations, max|gradient| at x)."""
+    x = x0.clone().requires_grad_()
+    opt = cls([x], **kwargs)
+    calls = [0]
+
+    def closure():
+        calls[0] += 1
+        opt.zero_grad()
+        loss = f(x)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    x.grad = None
+    with torch.enable_grad():
+        f(x).backward()
+    return x.detach(), calls[0], x.grad.abs().max().item()
+
+
+def minimize_with_scipy(method: str, x0: torch.Tensor, f, gtol: float):
+    """scipy.optimize.minimize(method) on the same problem (gradients from torch); returns
+    (x, function evaluations, max|gradient| at x)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    def fun(v):
+        x = torch.tensor(v, dtype=torch.float64, requires_grad=True)
+        loss = f(x)
+        loss.backward()
+        return loss.item(), x.grad.numpy()
+
+    options = dict(gtol=gtol, maxiter=100_000)
+    if method == "L-BFGS-B":
+        options.update(maxfun=100_000, maxcor=10)
+    r = minimize(fun, x0.numpy(), jac=True, method=method, options=options)
+    return torch.tensor(r.x), int(r.nfev), float(np.abs(fun(r.x)[1]).max())
