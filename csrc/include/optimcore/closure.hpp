@@ -181,8 +181,11 @@ R reduce_blocks(std::size_t n, int max_threads, R init, Partial partial, Combine
   return acc;
 }
 
-// K sums carried through a pass (dot products, absolute sums): double accumulators in 8
-// independent lanes per sum (the compiler vectorizes the lanes without reassociating).
+// K sums carried through a pass (dot products, absolute sums): double accumulators in
+// kLanes independent lanes per sum. The compiler vectorizes the lanes without reassociating,
+// and 32 lanes (four AVX-512 registers) hide the add's latency: a pass then runs at the speed
+// of its loads (measured, n = 1e5 in L2: 24 us with 32 lanes, 43 us with 8).
+constexpr std::size_t kLanes = 32;
 template <std::size_t K>
 struct Sums {
   double v[K] = {};
@@ -192,23 +195,36 @@ struct Sums {
   }
 };
 
+// Calls body(j, lane) for j in [lo, hi): in groups of kLanes with lane = 0..kLanes-1 (a
+// compile-time pattern the compiler turns into vector instructions), then the tail on lane 0.
+template <class Body>
+OPTIMCORE_INLINE void in_lanes(std::size_t lo, std::size_t hi, Body body) {
+  std::size_t j = lo;
+  for (; j + kLanes <= hi; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) body(j + l, l);
+  for (; j < hi; ++j) body(j, std::size_t(0));
+}
+
 template <std::size_t K>
 struct Lanes {
-  static constexpr std::size_t kWidth = 8;
-  double acc[K][kWidth] = {};
+  double acc[K][kLanes] = {};
   OPTIMCORE_INLINE void add(std::size_t k, std::size_t lane, double x) { acc[k][lane] += x; }
   Sums<K> total() const {
     Sums<K> s;
     for (std::size_t k = 0; k < K; ++k) {
-      const double* a = acc[k];
-      s.v[k] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+      double a[kLanes];
+      for (std::size_t l = 0; l < kLanes; ++l) a[l] = acc[k][l];
+      for (std::size_t w = kLanes / 2; w > 0; w /= 2)  // pairwise
+        for (std::size_t l = 0; l < w; ++l) a[l] += a[l + w];
+      s.v[k] = a[0];
     }
     return s;
   }
 };
 
-// One pass over [0, n) in blocks: body(begin, end, lanes) visits elements, writes whatever it
-// writes, and adds to K sums through lanes.add(k, j % 8, x). Returns the sums.
+
+// One pass over [0, n) in blocks: body(begin, end, lanes) visits elements (through in_lanes),
+// writes whatever it writes, and adds to K sums through lanes.add(k, lane, x). Returns the sums.
 template <std::size_t K, class Body>
 Sums<K> sum_pass(std::size_t n, int max_threads, Body body) {
   return reduce_blocks(
@@ -246,21 +262,18 @@ double abs_sum(const T* a, std::size_t n, int max_threads);
 template <class T>
 double dot(const T* a, const T* b, std::size_t n, int max_threads) {
   return sum_pass<1>(n, max_threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& s) {
-           std::size_t j = lo;
-           for (; j + 8 <= hi; j += 8)
-             for (std::size_t l = 0; l < 8; ++l)
-               s.add(0, l, static_cast<double>(a[j + l]) * static_cast<double>(b[j + l]));
-           for (; j < hi; ++j) s.add(0, 0, static_cast<double>(a[j]) * static_cast<double>(b[j]));
+           in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
+             s.add(0, l, static_cast<double>(a[j]) * static_cast<double>(b[j]));
+           });
          }).v[0];
 }
 
 template <class T>
 double abs_sum(const T* a, std::size_t n, int max_threads) {
   return sum_pass<1>(n, max_threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& s) {
-           std::size_t j = lo;
-           for (; j + 8 <= hi; j += 8)
-             for (std::size_t l = 0; l < 8; ++l) s.add(0, l, std::fabs(static_cast<double>(a[j + l])));
-           for (; j < hi; ++j) s.add(0, 0, std::fabs(static_cast<double>(a[j])));
+           in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
+             s.add(0, l, std::fabs(static_cast<double>(a[j])));
+           });
          }).v[0];
 }
 

@@ -69,16 +69,16 @@ struct ConjugateGradient {
     const T b = static_cast<T>(beta);
     const Sums<1> r = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
       if (d_prev == nullptr || beta == 0.0) {
-        for (std::size_t j = lo; j < hi; ++j) {
+        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
           d[j] = -g[j];
-          a.add(0, j % 8, -static_cast<double>(g[j]) * static_cast<double>(g[j]));
-        }
+          a.add(0, l, -static_cast<double>(g[j]) * static_cast<double>(g[j]));
+        });
       } else {
-        for (std::size_t j = lo; j < hi; ++j) {
+        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
           const T v = madd(b, d_prev[j], -g[j]);
           d[j] = v;
-          a.add(0, j % 8, static_cast<double>(g[j]) * static_cast<double>(v));
-        }
+          a.add(0, l, static_cast<double>(g[j]) * static_cast<double>(v));
+        });
       }
     });
     return {abs_max(d, n, threads), r.v[0]};
@@ -94,15 +94,14 @@ struct ConjugateGradient {
     const T* dp = s.d;
     // g.g, g.g', g'.g', g.y, d'.y in one pass
     const Sums<5> r = sum_pass<5>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<5>& a) {
-      for (std::size_t j = lo; j < hi; ++j) {
+      in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
         const double gj = g[j], pj = p[j], yj = gj - pj;
-        const std::size_t l = j % 8;
         a.add(0, l, gj * gj);
         a.add(1, l, gj * pj);
         a.add(2, l, pj * pj);
         a.add(3, l, gj * yj);
         a.add(4, l, static_cast<double>(dp[j]) * yj);
-      }
+      });
     });
     const double gg = r.v[0], gp = r.v[1], pp = r.v[2], gy = r.v[3], dy = r.v[4];
     double beta = 0.0;

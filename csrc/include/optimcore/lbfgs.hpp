@@ -62,22 +62,22 @@ DirectionInfo two_loop(T* d, const T* g, const LbfgsState<T>& s, std::vector<Num
   const T h = static_cast<T>(s.H_diag.v);  // torch.mul(q, H_diag): H_diag is 1 or a 0-d tensor
   if (m == 0) {
     const Sums<2> r = sum_pass<2>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<2>& acc) {
-      for (std::size_t j = lo; j < hi; ++j) {
+      in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
         const T v = -g[j] * h;
         d[j] = v;
-        acc.add(0, j % 8, static_cast<double>(g[j]) * static_cast<double>(v));
-      }
+        acc.add(0, l, static_cast<double>(g[j]) * static_cast<double>(v));
+      });
     });
     return {abs_max(d, n, threads), r.v[0]};
   }
   // q = -g, and s_{m-1}.q
   double acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
     const T* sv = s.old_stps[m - 1];
-    for (std::size_t j = lo; j < hi; ++j) {
+    in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
       const T q = -g[j];
       d[j] = q;
-      a.add(0, j % 8, static_cast<double>(sv[j]) * static_cast<double>(q));
-    }
+      a.add(0, l, static_cast<double>(sv[j]) * static_cast<double>(q));
+    });
   }).v[0];
   // loop 1, newest to oldest: al[i] = (s_i.q) ro_i; q -= al[i] y_i
   for (std::size_t k = m; k-- > 0;) {
@@ -87,19 +87,19 @@ DirectionInfo two_loop(T* d, const T* g, const LbfgsState<T>& s, std::vector<Num
     if (k > 0) {
       const T* next = s.old_stps[k - 1];
       acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        for (std::size_t j = lo; j < hi; ++j) {
+        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
           const T q = madd(c, y[j], d[j]);
           d[j] = q;
-          a.add(0, j % 8, static_cast<double>(next[j]) * static_cast<double>(q));
-        }
+          a.add(0, l, static_cast<double>(next[j]) * static_cast<double>(q));
+        });
       }).v[0];
     } else {  // the oldest pair, then r = q * H_diag and y_0.r
       acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        for (std::size_t j = lo; j < hi; ++j) {
+        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
           const T r = madd(c, y[j], d[j]) * h;
           d[j] = r;
-          a.add(0, j % 8, static_cast<double>(y[j]) * static_cast<double>(r));
-        }
+          a.add(0, l, static_cast<double>(y[j]) * static_cast<double>(r));
+        });
       }).v[0];
     }
   }
@@ -112,19 +112,19 @@ DirectionInfo two_loop(T* d, const T* g, const LbfgsState<T>& s, std::vector<Num
     if (k + 1 < m) {
       const T* next = s.old_dirs[k + 1];
       acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        for (std::size_t j = lo; j < hi; ++j) {
+        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
           const T r = madd(c, sv[j], d[j]);
           d[j] = r;
-          a.add(0, j % 8, static_cast<double>(next[j]) * static_cast<double>(r));
-        }
+          a.add(0, l, static_cast<double>(next[j]) * static_cast<double>(r));
+        });
       }).v[0];
     } else {
       const Sums<1> r = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        for (std::size_t j = lo; j < hi; ++j) {
+        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
           const T v = madd(c, sv[j], d[j]);
           d[j] = v;
-          a.add(0, j % 8, static_cast<double>(g[j]) * static_cast<double>(v));
-        }
+          a.add(0, l, static_cast<double>(g[j]) * static_cast<double>(v));
+        });
       });
       info.gtd = r.v[0];
     }
@@ -163,14 +163,14 @@ struct Lbfgs {
     const T* d_old = s.d;
     const Sums<2> dots =
         sum_pass<2>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<2>& a) {
-          for (std::size_t j = lo; j < hi; ++j) {
+          in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
             const T yj = g[j] - prev[j];
             const T sj = d_old[j] * tt;
             y[j] = yj;
             sv[j] = sj;
-            a.add(0, j % 8, static_cast<double>(yj) * static_cast<double>(sj));
-            a.add(1, j % 8, static_cast<double>(yj) * static_cast<double>(yj));
-          }
+            a.add(0, l, static_cast<double>(yj) * static_cast<double>(sj));
+            a.add(1, l, static_cast<double>(yj) * static_cast<double>(yj));
+          });
         });
     const N ys = N::of_tensor(dots.v[0]);
     if (ys > 1e-10) {
