@@ -237,20 +237,106 @@ Sums<K> sum_pass(std::size_t n, int max_threads, Body body) {
       [](Sums<K> acc, const Sums<K>& p) { return acc += p; });
 }
 
-// max |a[j]| (NaN if any element is NaN, as torch's max).
+// The passes that write a vector and take a dot product, as plain loops over restrict
+// pointers: the shape the compiler reliably vectorizes (lambdas over shared pointers it does
+// not, in every inlining context). Each adds its products to lane sums in `acc`.
+namespace detail {
+
+// d = (c x + d) * h, rounded as torch's d.add_(x, alpha=c) then mul by h (h = 1: exact), and
+// acc += w . d (w may be x).
+template <class T>
+void axpy_scale_dot(T* OPTIMCORE_RESTRICT d, const T* OPTIMCORE_RESTRICT x, T c, T h,
+                    const T* OPTIMCORE_RESTRICT w, std::size_t lo, std::size_t hi,
+                    Lanes<1>& acc) {
+  double a[kLanes] = {};
+  std::size_t j = lo;
+  for (; j + kLanes <= hi; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T v = madd(c, x[j + l], d[j + l]) * h;
+      d[j + l] = v;
+      a[l] += static_cast<double>(w[j + l]) * static_cast<double>(v);
+    }
+  for (; j < hi; ++j) {
+    const T v = madd(c, x[j], d[j]) * h;
+    d[j] = v;
+    a[0] += static_cast<double>(w[j]) * static_cast<double>(v);
+  }
+  for (std::size_t l = 0; l < kLanes; ++l) acc.acc[0][l] += a[l];
+}
+
+// d = -g * h (h = 1: exact), and acc += w . d (w may be g).
+template <class T>
+void negate_scale_dot(T* OPTIMCORE_RESTRICT d, const T* OPTIMCORE_RESTRICT g, T h,
+                      const T* OPTIMCORE_RESTRICT w, std::size_t lo, std::size_t hi,
+                      Lanes<1>& acc) {
+  double a[kLanes] = {};
+  std::size_t j = lo;
+  for (; j + kLanes <= hi; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T v = -g[j + l] * h;
+      d[j + l] = v;
+      a[l] += static_cast<double>(w[j + l]) * static_cast<double>(v);
+    }
+  for (; j < hi; ++j) {
+    const T v = -g[j] * h;
+    d[j] = v;
+    a[0] += static_cast<double>(w[j]) * static_cast<double>(v);
+  }
+  for (std::size_t l = 0; l < kLanes; ++l) acc.acc[0][l] += a[l];
+}
+
+// y = g - p, s = d * t (torch's flat_grad.sub(prev_flat_grad), d.mul(t)); acc += (y.s, y.y).
+template <class T>
+void difference_scale_dots(T* OPTIMCORE_RESTRICT y, T* OPTIMCORE_RESTRICT s,
+                           const T* OPTIMCORE_RESTRICT g, const T* OPTIMCORE_RESTRICT p,
+                           const T* OPTIMCORE_RESTRICT d, T t, std::size_t lo, std::size_t hi,
+                           Lanes<2>& acc) {
+  double a0[kLanes] = {}, a1[kLanes] = {};
+  std::size_t j = lo;
+  for (; j + kLanes <= hi; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T yj = g[j + l] - p[j + l];
+      const T sj = d[j + l] * t;
+      y[j + l] = yj;
+      s[j + l] = sj;
+      a0[l] += static_cast<double>(yj) * static_cast<double>(sj);
+      a1[l] += static_cast<double>(yj) * static_cast<double>(yj);
+    }
+  for (; j < hi; ++j) {
+    const T yj = g[j] - p[j];
+    const T sj = d[j] * t;
+    y[j] = yj;
+    s[j] = sj;
+    a0[0] += static_cast<double>(yj) * static_cast<double>(sj);
+    a1[0] += static_cast<double>(yj) * static_cast<double>(yj);
+  }
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    acc.acc[0][l] += a0[l];
+    acc.acc[1][l] += a1[l];
+  }
+}
+
+}  // namespace detail
+
+// max |a[j]| (NaN if any element is NaN, as torch's max). Per lane a compare-and-select and a
+// sum of |a[j]|, which is NaN exactly when some element is: both vectorize.
 template <class T>
 double abs_max(const T* a, std::size_t n, int max_threads) {
   return reduce_blocks(
       n, max_threads, 0.0,
       [&](std::size_t b, std::size_t e) {
-        double m = 0.0;
-        bool nan = false;
-        for (std::size_t j = b; j < e; ++j) {
+        double m[kLanes] = {}, sum[kLanes] = {};
+        in_lanes(b, e, [&](std::size_t j, std::size_t l) {
           const double x = std::fabs(static_cast<double>(a[j]));
-          m = x > m ? x : m;
-          nan |= x != x;
+          m[l] = x > m[l] ? x : m[l];
+          sum[l] += x;
+        });
+        double r = 0.0, total = 0.0;
+        for (std::size_t l = 0; l < kLanes; ++l) {
+          r = m[l] > r ? m[l] : r;
+          total += sum[l];
         }
-        return nan ? std::nan("") : m;
+        return total != total ? total : r;
       },
       [](double acc, double p) { return acc != acc ? acc : (p != p || p > acc ? p : acc); });
 }

@@ -52,6 +52,52 @@ struct ConjugateGradientOptions : DescentOptions {
 
 OPTIMCORE_NAMESPACE_BEGIN
 
+namespace detail {
+
+// d = b d_prev - g (rounded once where torch's add(alpha=) uses FMA); acc += g.d
+template <class T>
+void scaled_minus_dot(T* OPTIMCORE_RESTRICT d, const T* OPTIMCORE_RESTRICT d_prev, T b,
+                      const T* OPTIMCORE_RESTRICT g, std::size_t lo, std::size_t hi,
+                      Lanes<1>& acc) {
+  double a[kLanes] = {};
+  std::size_t j = lo;
+  for (; j + kLanes <= hi; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T v = madd(b, d_prev[j + l], -g[j + l]);
+      d[j + l] = v;
+      a[l] += static_cast<double>(g[j + l]) * static_cast<double>(v);
+    }
+  for (; j < hi; ++j) {
+    const T v = madd(b, d_prev[j], -g[j]);
+    d[j] = v;
+    a[0] += static_cast<double>(g[j]) * static_cast<double>(v);
+  }
+  for (std::size_t l = 0; l < kLanes; ++l) acc.acc[0][l] += a[l];
+}
+
+// acc += (g.g, g.p, p.p, g.y, d.y) with y = g - p, in double
+template <class T>
+void cg_dots(const T* OPTIMCORE_RESTRICT g, const T* OPTIMCORE_RESTRICT p,
+             const T* OPTIMCORE_RESTRICT d, std::size_t lo, std::size_t hi, Lanes<5>& acc) {
+  double a[5][kLanes] = {};
+  const auto add = [&](std::size_t j, std::size_t l) {
+    const double gj = g[j], pj = p[j], yj = gj - pj;
+    a[0][l] += gj * gj;
+    a[1][l] += gj * pj;
+    a[2][l] += pj * pj;
+    a[3][l] += gj * yj;
+    a[4][l] += static_cast<double>(d[j]) * yj;
+  };
+  std::size_t j = lo;
+  for (; j + kLanes <= hi; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) add(j + l, l);
+  for (; j < hi; ++j) add(j, 0);
+  for (std::size_t k = 0; k < 5; ++k)
+    for (std::size_t l = 0; l < kLanes; ++l) acc.acc[k][l] += a[k][l];
+}
+
+}  // namespace detail
+
 // DescentState plus the iterations since the last restart.
 template <class T>
 struct ConjugateGradientState : DescentState<T> {
@@ -64,22 +110,15 @@ struct ConjugateGradient {
   std::size_t n;
   int threads;
 
-  // d = -g (beta = 0) or -g + beta d_prev; max|d| and g.d
+  // d = -g (beta = 0) or beta d_prev - g; max|d| and g.d
   DirectionInfo along(T* d, const T* g, const T* d_prev, double beta) const {
     const T b = static_cast<T>(beta);
+    const bool restart = d_prev == nullptr || beta == 0.0;
     const Sums<1> r = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-      if (d_prev == nullptr || beta == 0.0) {
-        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-          d[j] = -g[j];
-          a.add(0, l, -static_cast<double>(g[j]) * static_cast<double>(g[j]));
-        });
-      } else {
-        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-          const T v = madd(b, d_prev[j], -g[j]);
-          d[j] = v;
-          a.add(0, l, static_cast<double>(g[j]) * static_cast<double>(v));
-        });
-      }
+      if (restart)
+        detail::negate_scale_dot(d, g, T(1), g, lo, hi, a);
+      else
+        detail::scaled_minus_dot(d, d_prev, b, g, lo, hi, a);
     });
     return {abs_max(d, n, threads), r.v[0]};
   }
@@ -94,14 +133,7 @@ struct ConjugateGradient {
     const T* dp = s.d;
     // g.g, g.g', g'.g', g.y, d'.y in one pass
     const Sums<5> r = sum_pass<5>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<5>& a) {
-      in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-        const double gj = g[j], pj = p[j], yj = gj - pj;
-        a.add(0, l, gj * gj);
-        a.add(1, l, gj * pj);
-        a.add(2, l, pj * pj);
-        a.add(3, l, gj * yj);
-        a.add(4, l, static_cast<double>(dp[j]) * yj);
-      });
+      detail::cg_dots(g, p, dp, lo, hi, a);
     });
     const double gg = r.v[0], gp = r.v[1], pp = r.v[2], gy = r.v[3], dy = r.v[4];
     double beta = 0.0;

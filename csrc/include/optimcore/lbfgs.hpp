@@ -60,75 +60,40 @@ DirectionInfo two_loop(T* d, const T* g, const LbfgsState<T>& s, std::vector<Num
   using N = Number<T>;
   const std::size_t m = s.old_dirs.size();
   const T h = static_cast<T>(s.H_diag.v);  // torch.mul(q, H_diag): H_diag is 1 or a 0-d tensor
+  const auto negate = [&](T scale, const T* w) {  // d = -g * scale; w.d
+    return sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
+      negate_scale_dot(d, g, scale, w, lo, hi, a);
+    }).v[0];
+  };
+  const auto axpy = [&](T c, const T* x, T scale, const T* w) {  // d = (c x + d) * scale; w.d
+    return sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
+      axpy_scale_dot(d, x, c, scale, w, lo, hi, a);
+    }).v[0];
+  };
+  DirectionInfo info;
   if (m == 0) {
-    const Sums<2> r = sum_pass<2>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<2>& acc) {
-      in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-        const T v = -g[j] * h;
-        d[j] = v;
-        acc.add(0, l, static_cast<double>(g[j]) * static_cast<double>(v));
-      });
-    });
-    return {abs_max(d, n, threads), r.v[0]};
+    info.gtd = negate(h, g);
+    info.abs_max = abs_max(d, n, threads);
+    return info;
   }
   // q = -g, and s_{m-1}.q
-  double acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-    const T* sv = s.old_stps[m - 1];
-    in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-      const T q = -g[j];
-      d[j] = q;
-      a.add(0, l, static_cast<double>(sv[j]) * static_cast<double>(q));
-    });
-  }).v[0];
-  // loop 1, newest to oldest: al[i] = (s_i.q) ro_i; q -= al[i] y_i
+  double acc = negate(T(1), s.old_stps[m - 1]);
+  // loop 1, newest to oldest: al[i] = (s_i.q) ro_i; q -= al[i] y_i; with the next pair's dot,
+  // and for the oldest pair r = q * H_diag and y_0.r
   for (std::size_t k = m; k-- > 0;) {
     al[k] = N::of_tensor(acc) * s.ro[k];
     const T c = static_cast<T>(-al[k].v);
-    const T* y = s.old_dirs[k];
-    if (k > 0) {
-      const T* next = s.old_stps[k - 1];
-      acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-          const T q = madd(c, y[j], d[j]);
-          d[j] = q;
-          a.add(0, l, static_cast<double>(next[j]) * static_cast<double>(q));
-        });
-      }).v[0];
-    } else {  // the oldest pair, then r = q * H_diag and y_0.r
-      acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-          const T r = madd(c, y[j], d[j]) * h;
-          d[j] = r;
-          a.add(0, l, static_cast<double>(y[j]) * static_cast<double>(r));
-        });
-      }).v[0];
-    }
+    acc = k > 0 ? axpy(c, s.old_dirs[k], T(1), s.old_stps[k - 1])
+                : axpy(c, s.old_dirs[0], h, s.old_dirs[0]);
   }
-  // loop 2, oldest to newest: be_i = (y_i.r) ro_i; r += (al[i] - be_i) s_i
-  DirectionInfo info;
+  // loop 2, oldest to newest: be_i = (y_i.r) ro_i; r += (al[i] - be_i) s_i; with the next
+  // pair's dot, and for the newest pair g.d
   for (std::size_t k = 0; k < m; ++k) {
     const N be = N::of_tensor(acc) * s.ro[k];
     const T c = static_cast<T>((al[k] - be).v);
-    const T* sv = s.old_stps[k];
-    if (k + 1 < m) {
-      const T* next = s.old_dirs[k + 1];
-      acc = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-          const T r = madd(c, sv[j], d[j]);
-          d[j] = r;
-          a.add(0, l, static_cast<double>(next[j]) * static_cast<double>(r));
-        });
-      }).v[0];
-    } else {
-      const Sums<1> r = sum_pass<1>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<1>& a) {
-        in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-          const T v = madd(c, sv[j], d[j]);
-          d[j] = v;
-          a.add(0, l, static_cast<double>(g[j]) * static_cast<double>(v));
-        });
-      });
-      info.gtd = r.v[0];
-    }
+    acc = axpy(c, s.old_stps[k], T(1), k + 1 < m ? s.old_dirs[k + 1] : g);
   }
+  info.gtd = acc;
   info.abs_max = abs_max(d, n, threads);
   return info;
 }
@@ -161,17 +126,10 @@ struct Lbfgs {
     const T tt = static_cast<T>(s.t.v);
     const T* prev = s.prev_flat_grad;
     const T* d_old = s.d;
-    const Sums<2> dots =
-        sum_pass<2>(n, threads, [&](std::size_t lo, std::size_t hi, Lanes<2>& a) {
-          in_lanes(lo, hi, [&](std::size_t j, std::size_t l) {
-            const T yj = g[j] - prev[j];
-            const T sj = d_old[j] * tt;
-            y[j] = yj;
-            sv[j] = sj;
-            a.add(0, l, static_cast<double>(yj) * static_cast<double>(sj));
-            a.add(1, l, static_cast<double>(yj) * static_cast<double>(yj));
-          });
-        });
+    const Sums<2> dots = sum_pass<2>(n, threads, [&](std::size_t lo, std::size_t hi,
+                                                     Lanes<2>& a) {
+      detail::difference_scale_dots(y, sv, g, prev, d_old, tt, lo, hi, a);
+    });
     const N ys = N::of_tensor(dots.v[0]);
     if (ys > 1e-10) {
       if (s.old_dirs.size() == history_size) {  // shift history by one (limited-memory)
