@@ -130,17 +130,37 @@ py::dict closure_state_to(const ob::ClosureState& c, bool lbfgs) {
   return d;
 }
 
+// The callbacks of one step. `evaluate()` runs the closure and returns (loss, pointers of the
+// parameters' gradients, contiguous, in segment order); the gradients are gathered here into
+// the core's vector (a copy, no math) while the closure's tensors are still alive.
 struct PyCallbacks {
   py::function evaluate;
   py::function vector;
+  std::vector<std::size_t> sizes;
+  std::size_t itemsize = 0;
   std::vector<std::int64_t> recycled;
 
   ob::ClosureCallbacks table() {
     ob::ClosureCallbacks c;
     c.context = this;
-    c.evaluate = [](void* self, std::int64_t grad) {
+    c.evaluate = [](void* context, std::int64_t grad) {
+      auto* self = static_cast<PyCallbacks*>(context);
       py::gil_scoped_acquire gil;
-      return static_cast<PyCallbacks*>(self)->evaluate(grad).cast<double>();
+      const py::tuple out = self->evaluate();
+      const double loss = out[0].cast<double>();
+      const py::list ptrs = out[1];
+      if (ptrs.size() != self->sizes.size())
+        throw py::value_error("evaluate returned " + std::to_string(ptrs.size()) +
+                              " gradients for " + std::to_string(self->sizes.size()) +
+                              " parameters");
+      char* dst = reinterpret_cast<char*>(grad);
+      for (std::size_t i = 0; i < self->sizes.size(); ++i) {
+        const std::size_t bytes = self->sizes[i] * self->itemsize;
+        if (bytes != 0)
+          std::memcpy(dst, reinterpret_cast<const void*>(ptrs[i].cast<std::int64_t>()), bytes);
+        dst += bytes;
+      }
+      return loss;
     };
     c.vector = [](void* self) {
       py::gil_scoped_acquire gil;
@@ -168,7 +188,8 @@ void def_closure_method(py::module_& m, const char* name, bool lbfgs, Call call)
           throw py::value_error(std::string(name) + ": float32 and float64 only");
         Options o = call.options(kwargs);
         ob::ClosureState c = closure_state_from(state);
-        PyCallbacks callbacks{std::move(evaluate), std::move(vector), {}};
+        PyCallbacks callbacks{std::move(evaluate), std::move(vector), sizes,
+                              dtype == ob::kFloat32 ? sizeof(float) : sizeof(double), {}};
         const ob::ClosureCallbacks table = callbacks.table();
         oc::ClosureStepResult r;
         {

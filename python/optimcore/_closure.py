@@ -35,6 +35,9 @@ from . import _C
 from ._table import DTYPE_CODES, is_dtensor, span
 
 _FLAT_DTYPES = (torch.float32, torch.float64)
+#: Vectors a step gave back are kept for the next one up to this many bytes.
+SPARE_BYTES = 64 << 20
+_set_grad_enabled = getattr(torch._C, "_set_grad_enabled", torch.set_grad_enabled)
 
 
 class ClosureOptimizer(Optimizer):
@@ -53,6 +56,11 @@ class ClosureOptimizer(Optimizer):
     last_step_paths: list = []
     last_fallback_reasons: dict = {}
     last_step_result: dict | None = None
+    _spare_vectors: list
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._spare_vectors = []
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -105,6 +113,8 @@ class ClosureOptimizer(Optimizer):
             return self._fallback(reason, closure)
         self.last_step_paths = ["core"]
         self.last_fallback_reasons = {}
+        if not hasattr(self, "_spare_vectors"):
+            self._spare_vectors = []
         return _FlatStep(self, params, closure).run(options)
 
     @staticmethod
@@ -166,7 +176,7 @@ class _FlatStep:
         self.opt = opt
         self.name = type(opt).__name__
         self.params = params
-        self.closure = torch.enable_grad()(closure)
+        self.closure = closure
         reals = [torch.view_as_real(p) if p.is_complex() else p for p in params]
         self.reals = reals
         self.dtype = reals[0].dtype if reals else torch.float32
@@ -178,14 +188,34 @@ class _FlatStep:
                                                                                 self.shadows)]
         self.any_shadow = any(s is not None for s in self.shadows)
         self.vectors: dict[int, torch.Tensor] = {}  # data_ptr -> vector of n elements
+        self.imported: set = set()  # pointers of the state's own vectors
         self.first_loss = None
 
     # Callbacks of the core ------------------------------------------------------------------
     def vector(self) -> int:
-        v = torch.empty(self.n, dtype=self.dtype)
+        spare = self.opt._spare_vectors
+        if spare and spare[-1].dtype is self.dtype and spare[-1].numel() == self.n:
+            v = spare.pop()
+        else:
+            spare.clear()
+            v = torch.empty(self.n, dtype=self.dtype)
         ptr = v.data_ptr() if self.n else id(v)
         self.vectors[ptr] = v
         return ptr
+
+    def keep_spares(self, ptrs) -> None:
+        """Vectors the step gave back, kept for the next step up to SPARE_BYTES (so small
+        problems do not allocate per step; large ones free them, as torch does)."""
+        spare = self.opt._spare_vectors
+        per_vector = max(self.n * self.dtype.itemsize, 1)
+        for ptr in ptrs:
+            if (len(spare) + 1) * per_vector > SPARE_BYTES:
+                break
+            v = self.vectors.get(ptr)
+            # Never a vector of the state the step started from: a state_dict() taken
+            # earlier may still hold it.
+            if v is not None and ptr not in self.imported:
+                spare.append(v)
 
     def sync(self) -> None:
         if self.any_shadow:
@@ -193,42 +223,50 @@ class _FlatStep:
                 if s is not None:
                     r.copy_(s)
 
-    def evaluate(self, grad_ptr: int) -> float:
+    def evaluate(self) -> tuple:
+        """The closure at the current point: (loss, pointers of the gradients, contiguous and
+        real, in parameter order), which the binding gathers into the core's vector."""
         self.sync()
-        loss = self.closure()
+        enabled = torch.is_grad_enabled()
+        _set_grad_enabled(True)  # the closure runs with grad enabled, as in torch
+        try:
+            loss = self.closure()
+        finally:
+            _set_grad_enabled(enabled)
         if self.first_loss is None:
             self.first_loss = loss
-        if loss is None:
+        if isinstance(loss, torch.Tensor):
+            if loss.numel() != 1:
+                raise ValueError(f"optimcore.{self.name}: the closure returned a tensor of shape "
+                                 f"{tuple(loss.shape)}; it must return the loss as a scalar")
+            value = loss.item()
+        elif loss is None:
             raise TypeError(f"optimcore.{self.name}: the closure returned None; it must return "
                             "the loss")
-        if isinstance(loss, torch.Tensor) and loss.numel() != 1:
-            raise ValueError(f"optimcore.{self.name}: the closure returned a tensor of shape "
-                             f"{tuple(loss.shape)}; it must return the loss as a scalar")
-        value = float(loss)
-        out = self.vectors[grad_ptr]
-        views = []
-        for i, (p, r) in enumerate(zip(self.params, self.reals)):
+        else:
+            value = float(loss)
+        ptrs = []
+        keep = []
+        for i, p in enumerate(self.params):
             g = p.grad
             if g is None:
                 raise RuntimeError(f"optimcore.{self.name}: parameter {i} has no gradient after "
                                    "the closure (call backward() in the closure; torch.optim."
                                    "LBFGS would treat it as zero)")
-            if g.layout != torch.strided:
+            if g.layout is not torch.strided:
                 raise RuntimeError(f"optimcore.{self.name}: parameter {i} has a {g.layout} "
                                    "gradient; the closure-driven methods need dense gradients")
-            if g.dtype != p.dtype or g.shape != p.shape:
+            if g.dtype is not p.dtype or g.shape != p.shape:
                 raise RuntimeError(
                     f"optimcore.{self.name}: parameter {i}: gradient ({g.dtype}, "
                     f"{tuple(g.shape)}) does not match the parameter ({p.dtype}, "
                     f"{tuple(p.shape)})")
-            if g.is_complex():
-                g = torch.view_as_real(g.resolve_conj())
-            views.append(g.reshape(-1))
-        if len(views) == 1:
-            out.copy_(views[0])
-        elif views:
-            torch.cat(views, out=out)
-        return value
+            if not g.is_contiguous() or g.is_conj() or g.is_neg() or type(g) is not torch.Tensor:
+                g = torch.as_tensor(g).resolve_conj().resolve_neg().contiguous()
+                keep.append(g)
+            ptrs.append(g.data_ptr())
+        self.keep = keep  # alive until the binding has copied them
+        return value, ptrs
 
     # State conversion -----------------------------------------------------------------------
     def _vector_ptr(self, key: str, t) -> int:
@@ -241,10 +279,12 @@ class _FlatStep:
                 f"optimcore.{self.name}: state '{key}' has "
                 f"{t.numel() if isinstance(t, torch.Tensor) else type(t).__name__} elements; "
                 f"the parameters have {self.n} (was the state loaded for other parameters?)")
-        if (t.dtype == self.dtype and t.device.type == "cpu" and t.is_contiguous()
-                and t.dim() == 1 and self.n):
-            self.vectors.setdefault(t.data_ptr(), t)
-            return t.data_ptr()
+        if (t.dtype is self.dtype and t.is_cpu and t.dim() == 1 and t.is_contiguous()
+                and self.n and type(t) is torch.Tensor):
+            ptr = t.data_ptr()
+            self.vectors.setdefault(ptr, t)
+            self.imported.add(ptr)
+            return ptr
         ptr = self.vector()
         self.vectors[ptr].copy_(t.reshape(-1))
         return ptr
@@ -295,12 +335,13 @@ class _FlatStep:
         flat = self.import_state(state)
         kernel = getattr(_C, f"{opt._method}_step")
         try:
-            result, new_flat, _ = kernel(self.segments, self.sizes, DTYPE_CODES[self.dtype],
-                                         flat, self.evaluate, self.vector,
-                                         torch.get_num_threads(), **options)
+            result, new_flat, recycled = kernel(self.segments, self.sizes,
+                                                DTYPE_CODES[self.dtype], flat, self.evaluate,
+                                                self.vector, torch.get_num_threads(), **options)
         finally:
             self.sync()  # the final (or, after an error, the restored) parameters
         self.export_state(new_flat, state)
+        self.keep_spares(recycled)
         #: What the last step did: evaluations, iterations, why it stopped, its last loss.
         opt.last_step_result = result
         return self.first_loss

@@ -45,9 +45,8 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
         flat["H_diag"] = (float(h), isinstance(h, torch.Tensor))
         flat["old_dirs"] = [vector("old_dirs", y) for y in state.get("old_dirs") or []]
         flat["old_stps"] = [vector("old_stps", s) for s in state.get("old_stps") or []]
-        flat["ro"] = [(float(r), isinstance(r, torch.Tensor)) for r in state.get("ro") or []]
-        flat["al"] = [(0.0, False) if a is None else (float(a), isinstance(a, torch.Tensor))
-                      for a in state.get("al") or []]
+        flat["ro"] = _pairs(state.get("ro") or [])
+        flat["al"] = _pairs(state.get("al") or [])
         if not (len(flat["old_dirs"]) == len(flat["old_stps"]) == len(flat["ro"])):
             raise ValueError("optimcore.LBFGS: state 'old_dirs', 'old_stps' and 'ro' differ in "
                              "length (a truncated checkpoint?)")
@@ -61,6 +60,16 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
         state["ro"] = _zero_dim(flat["ro"], dtype)
         if flat["al"]:
             state["al"] = _zero_dim(flat["al"], dtype)
+
+
+def _pairs(values: list) -> list:
+    """torch's list of 0-d tensors (or floats, or None) as (value, is_tensor) pairs; None is
+    (0.0, False). All tensors of one dtype: read in one call."""
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if tensors and len(tensors) == len(values) and len({t.dtype for t in tensors}) == 1:
+        return [(v, True) for v in torch.stack([t.reshape(()) for t in tensors]).tolist()]
+    return [(0.0, False) if v is None else (float(v), isinstance(v, torch.Tensor))
+            for v in values]
 
 
 def _zero_dim(pairs: list, dtype) -> list:
