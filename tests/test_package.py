@@ -50,10 +50,16 @@ def test_forced_simd_level_by_environment():
 
 
 def test_shares_torchs_openmp_runtime():
+    """In a fresh process (other tests import packages that vendor their own OpenMP, such as
+    scikit-learn): torch and optimcore map one libgomp, one thread pool."""
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc/self/maps")
-    maps = Path("/proc/self/maps").read_text().splitlines()
-    gomps = {line.split()[-1] for line in maps if "libgomp" in line}
+    code = ("import torch, optimcore, pathlib; optimcore.SGD([torch.zeros(1)], lr=0.1); "
+            "maps = pathlib.Path('/proc/self/maps').read_text().splitlines(); "
+            "print(sorted({l.split()[-1] for l in maps if 'libgomp' in l}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    gomps = eval(out.stdout)
     assert len(gomps) <= 1, gomps  # one OpenMP runtime, one thread pool
 
 

@@ -26,7 +26,9 @@ import optimcore
 class Rule:
     name: str
     cls: type
-    reference: type  # the implementation results are compared with
+    # The implementation results are compared with (None: no Python class; the rule's test
+    # file names its reference, such as SciPy for ConjugateGradient).
+    reference: type | None
     kwargs: dict  # a typical option set, exercising state
     # Hyperparameter edits in param_groups that a step must refuse before any write:
     # (key, index into a tuple value or None, value, words the error names).
@@ -157,6 +159,8 @@ RULES += [
          params="sparse"),
     Rule("Muon", optimcore.Muon, torch.optim.Muon, dict(lr=0.01), params="matrix"),
     Rule("LBFGS", optimcore.LBFGS, torch.optim.LBFGS, dict(lr=0.5), params="closure"),
+    Rule("ConjugateGradient", optimcore.ConjugateGradient, None, dict(lr=0.5),
+         params="closure"),
 ]
 # The rules with a compiled elementwise kernel: what the generic suites of the compiled path run
 # (the row-sparse SparseAdam and per-tensor-reduction Adafactor have their own test files).
