@@ -19,6 +19,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ["bench_grad_subsets.py", "--tensors", "10", "--shape", "8", "8", "--reps", "3"],
         ["bench_sparse_adam.py", "--rows", "1000", "--dim", "8", "--batch", "64", "--reps", "3"],
         ["bench_matrix_rules.py", "--big", "1", "32", "--small", "3", "8", "--reps", "2"],
+        ["bench_closure.py", "--sizes", "100", "--histories", "3", "--reps", "1",
+         "--skip-evaluations"],
     ],
     ids=lambda a: " ".join(a),
 )

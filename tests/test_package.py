@@ -87,6 +87,9 @@ def test_cpp_consumer_builds_against_installed_package(tmp_path):
     out = subprocess.run([str(tmp_path / "fit_quadratic")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "AdamW max error" in out.stdout
+    out = subprocess.run([str(tmp_path / "minimize")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "L-BFGS, logistic regression" in out.stdout
 
 
 @needs_cmake

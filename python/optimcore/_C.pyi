@@ -2,6 +2,8 @@
 optimcore package. Tensor arguments are addresses of int64 tables built by the Python layer
 (_table.py; sparse_adam.py, adafactor.py and muon.py for the rules of other kinds)."""
 
+from typing import Callable
+
 has_openmp: bool
 TABLE_COLUMNS: dict[str, int]
 NO_GRAD: int
@@ -41,3 +43,21 @@ def muon_momentum(table: int, neg_lr: int, count: int, dtype: int, num_threads: 
                   **hyperparameters: float | bool) -> None: ...
 def muon_update(table: int, neg_lr: int, count: int, dtype: int, num_threads: int,
                 **hyperparameters: float | bool) -> None: ...
+
+# Closure-driven methods (descent.hpp): x as contiguous segments (pointers, sizes in elements),
+# the state as plain values (vectors as data pointers, torch's scalars as (value, is_tensor)),
+# evaluate() -> (loss, gradient pointers in segment order), vector() -> a new vector's pointer.
+# Returns (result: first_loss, loss, evaluations, iterations, reason; new state; pointers of
+# vectors the step gave back).
+class NonFiniteLossError(FloatingPointError): ...
+
+def lbfgs_step(
+    segments: list[int], sizes: list[int], dtype: int, state: dict,
+    evaluate: Callable[[], tuple[float, list[int]]], vector: Callable[[], int], num_threads: int,
+    **options: float | int | bool,
+) -> tuple[dict, dict, list[int]]: ...
+def conjugate_gradient_step(
+    segments: list[int], sizes: list[int], dtype: int, state: dict,
+    evaluate: Callable[[], tuple[float, list[int]]], vector: Callable[[], int], num_threads: int,
+    **options: float | int | bool | str,
+) -> tuple[dict, dict, list[int]]: ...
