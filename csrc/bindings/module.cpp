@@ -138,6 +138,7 @@ struct PyCallbacks {
   py::function vector;
   std::vector<std::size_t> sizes;
   std::size_t itemsize = 0;
+  std::vector<std::int64_t> spare;  // vectors the caller lends first (no Python call)
   std::vector<std::int64_t> recycled;
 
   ob::ClosureCallbacks table() {
@@ -162,9 +163,15 @@ struct PyCallbacks {
       }
       return loss;
     };
-    c.vector = [](void* self) {
+    c.vector = [](void* context) {
+      auto* self = static_cast<PyCallbacks*>(context);
+      if (!self->spare.empty()) {
+        const std::int64_t v = self->spare.back();
+        self->spare.pop_back();
+        return v;
+      }
       py::gil_scoped_acquire gil;
-      return static_cast<PyCallbacks*>(self)->vector().cast<std::int64_t>();
+      return self->vector().cast<std::int64_t>();
     };
     c.recycle = [](void* self, std::int64_t v) {
       static_cast<PyCallbacks*>(self)->recycled.push_back(v);
@@ -173,15 +180,15 @@ struct PyCallbacks {
   }
 };
 
-// Binds `<name>(segments, sizes, dtype, state, evaluate, vector, num_threads, **options)`:
-// one step; returns (result, new state, recycled vectors).
+// Binds `<name>(segments, sizes, dtype, state, evaluate, vector, spare, num_threads,
+// **options)`: one step; returns (result, new state, vectors given back).
 template <class Options, class Call>
 void def_closure_method(py::module_& m, const char* name, bool lbfgs, Call call) {
   m.def(
       name,
       [name, lbfgs, call](std::vector<std::int64_t> segments, std::vector<std::size_t> sizes,
                           int dtype, py::dict state, py::function evaluate, py::function vector,
-                          int num_threads, py::kwargs kwargs) {
+                          std::vector<std::int64_t> spare, int num_threads, py::kwargs kwargs) {
         if (segments.size() != sizes.size())
           throw py::value_error(std::string(name) + ": segments and sizes differ in length");
         if (dtype != ob::kFloat32 && dtype != ob::kFloat64)
@@ -189,7 +196,8 @@ void def_closure_method(py::module_& m, const char* name, bool lbfgs, Call call)
         Options o = call.options(kwargs);
         ob::ClosureState c = closure_state_from(state);
         PyCallbacks callbacks{std::move(evaluate), std::move(vector), sizes,
-                              dtype == ob::kFloat32 ? sizeof(float) : sizeof(double), {}};
+                              dtype == ob::kFloat32 ? sizeof(float) : sizeof(double),
+                              std::move(spare), {}};
         const ob::ClosureCallbacks table = callbacks.table();
         oc::ClosureStepResult r;
         {
@@ -206,7 +214,7 @@ void def_closure_method(py::module_& m, const char* name, bool lbfgs, Call call)
         return py::make_tuple(result, closure_state_to(c, lbfgs), callbacks.recycled);
       },
       py::arg("segments"), py::arg("sizes"), py::arg("dtype"), py::arg("state"),
-      py::arg("evaluate"), py::arg("vector"), py::arg("num_threads"));
+      py::arg("evaluate"), py::arg("vector"), py::arg("spare"), py::arg("num_threads"));
 }
 
 struct LbfgsCall {

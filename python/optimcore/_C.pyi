@@ -46,18 +46,19 @@ def muon_update(table: int, neg_lr: int, count: int, dtype: int, num_threads: in
 
 # Closure-driven methods (descent.hpp): x as contiguous segments (pointers, sizes in elements),
 # the state as plain values (vectors as data pointers, torch's scalars as (value, is_tensor)),
-# evaluate() -> (loss, gradient pointers in segment order), vector() -> a new vector's pointer.
+# evaluate() -> (loss, gradient pointers in segment order), vector() -> a new vector's pointer,
+# spare: pointers of vectors to use before calling vector().
 # Returns (result: first_loss, loss, evaluations, iterations, reason; new state; pointers of
 # vectors the step gave back).
 class NonFiniteLossError(FloatingPointError): ...
 
 def lbfgs_step(
     segments: list[int], sizes: list[int], dtype: int, state: dict,
-    evaluate: Callable[[], tuple[float, list[int]]], vector: Callable[[], int], num_threads: int,
-    **options: float | int | bool,
+    evaluate: Callable[[], tuple[float, list[int]]], vector: Callable[[], int], spare: list[int],
+    num_threads: int, **options: float | int | bool,
 ) -> tuple[dict, dict, list[int]]: ...
 def conjugate_gradient_step(
     segments: list[int], sizes: list[int], dtype: int, state: dict,
-    evaluate: Callable[[], tuple[float, list[int]]], vector: Callable[[], int], num_threads: int,
-    **options: float | int | bool | str,
+    evaluate: Callable[[], tuple[float, list[int]]], vector: Callable[[], int], spare: list[int],
+    num_threads: int, **options: float | int | bool | str,
 ) -> tuple[dict, dict, list[int]]: ...

@@ -26,6 +26,7 @@ What this module owns:
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable
 
 import torch
@@ -47,8 +48,7 @@ class ClosureOptimizer(Optimizer):
 
     #: ``_C.<method>_step`` runs the step.
     _method: str
-    #: State keys the method keeps beyond the shared ones (func_evals, n_iter, d, t,
-    #: prev_flat_grad, prev_loss).
+    #: Keys of the core's state form holding lists of vectors (LBFGS: old_dirs, old_stps).
     _vector_lists: tuple = ()
 
     #: Set by step(): the path it took ("core" or "torch"), why it took torch's, and what the
@@ -56,11 +56,18 @@ class ClosureOptimizer(Optimizer):
     last_step_paths: list = []
     last_fallback_reasons: dict = {}
     last_step_result: dict | None = None
-    _spare_vectors: list
+    _spare_vectors: list  # vectors of n elements earlier steps gave back
+    _known_vectors: dict  # id -> (tensor, data_ptr) of the vectors the last step exported
+    _known_scalars: dict  # state key -> (list, 1-d tensor its 0-d entries view)
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
+        self._reset_closure_caches()
+
+    def _reset_closure_caches(self) -> None:
         self._spare_vectors = []
+        self._known_vectors = {}
+        self._known_scalars = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -114,7 +121,7 @@ class ClosureOptimizer(Optimizer):
         self.last_step_paths = ["core"]
         self.last_fallback_reasons = {}
         if not hasattr(self, "_spare_vectors"):
-            self._spare_vectors = []
+            self._reset_closure_caches()
         return _FlatStep(self, params, closure).run(options)
 
     @staticmethod
@@ -191,31 +198,44 @@ class _FlatStep:
         self.imported: set = set()  # pointers of the state's own vectors
         self.first_loss = None
 
-    # Callbacks of the core ------------------------------------------------------------------
-    def vector(self) -> int:
+    # Vectors ----------------------------------------------------------------------------
+    def lend_spares(self) -> list:
+        """The optimizer's spare vectors (given back by earlier steps) the core uses before
+        asking for new ones."""
         spare = self.opt._spare_vectors
-        if spare and spare[-1].dtype is self.dtype and spare[-1].numel() == self.n:
-            v = spare.pop()
-        else:
-            spare.clear()
-            v = torch.empty(self.n, dtype=self.dtype)
+        self.opt._spare_vectors = []
+        ptrs = []
+        for v in spare:
+            if v.dtype is self.dtype and v.numel() == self.n and self.n:
+                ptrs.append(v.data_ptr())
+                self.vectors[ptrs[-1]] = v
+        return ptrs
+
+    def vector(self) -> int:
+        """A new vector of n elements for the core."""
+        v = torch.empty(self.n, dtype=self.dtype)
         ptr = v.data_ptr() if self.n else id(v)
         self.vectors[ptr] = v
         return ptr
 
-    def keep_spares(self, ptrs) -> None:
-        """Vectors the step gave back, kept for the next step up to SPARE_BYTES (so small
-        problems do not allocate per step; large ones free them, as torch does)."""
-        spare = self.opt._spare_vectors
+    def keep_spares(self, live: set) -> None:
+        """After the step: vectors the state does not hold become the optimizer's spares (up to
+        SPARE_BYTES: small problems stop allocating per step, large ones free them as torch
+        does). A vector of the state the step started from only if nothing else can see it
+        (no other Python reference, no view of its storage: an earlier state_dict() may hold
+        it)."""
         per_vector = max(self.n * self.dtype.itemsize, 1)
-        for ptr in ptrs:
-            if (len(spare) + 1) * per_vector > SPARE_BYTES:
+        budget = SPARE_BYTES // per_vector
+        spare = []
+        for ptr in list(self.vectors):
+            if len(spare) >= budget:
                 break
-            v = self.vectors.get(ptr)
-            # Never a vector of the state the step started from: a state_dict() taken
-            # earlier may still hold it.
-            if v is not None and ptr not in self.imported:
-                spare.append(v)
+            if ptr in live:
+                continue
+            if ptr in self.imported and not _unshared(self.vectors, ptr):
+                continue
+            spare.append(self.vectors[ptr])
+        self.opt._spare_vectors = spare
 
     def sync(self) -> None:
         if self.any_shadow:
@@ -274,6 +294,12 @@ class _FlatStep:
         dtype when it is not one already (a checkpoint of another dtype, a view...)."""
         if t is None:
             return 0
+        known = self.opt._known_vectors.get(id(t))
+        if known is not None and known[0] is t and t.data_ptr() == known[1] \
+                and t.numel() == self.n:  # a vector this optimizer exported, still in place
+            self.vectors[known[1]] = t
+            self.imported.add(known[1])
+            return known[1]
         if not isinstance(t, torch.Tensor) or t.numel() != self.n:
             raise ValueError(
                 f"optimcore.{self.name}: state '{key}' has "
@@ -311,6 +337,13 @@ class _FlatStep:
         self.opt._import_extra(state, flat, self._vector_ptr)
         return flat
 
+    def live(self, flat: dict) -> set:
+        """Pointers of the vectors a state (in the core's form) holds."""
+        ptrs = {flat["d"], flat["prev_flat_grad"]}
+        for key in self.opt._vector_lists:
+            ptrs.update(flat.get(key, ()))
+        return ptrs
+
     def tensor_of(self, ptr: int):
         return None if ptr == 0 else self.vectors[ptr]
 
@@ -334,17 +367,32 @@ class _FlatStep:
         state = opt.state[self.params[0]]
         flat = self.import_state(state)
         kernel = getattr(_C, f"{opt._method}_step")
+        spare = self.lend_spares()
         try:
-            result, new_flat, recycled = kernel(self.segments, self.sizes,
-                                                DTYPE_CODES[self.dtype], flat, self.evaluate,
-                                                self.vector, torch.get_num_threads(), **options)
-        finally:
-            self.sync()  # the final (or, after an error, the restored) parameters
+            result, new_flat, _ = kernel(self.segments, self.sizes, DTYPE_CODES[self.dtype],
+                                         flat, self.evaluate, self.vector, spare,
+                                         torch.get_num_threads(), **options)
+        except BaseException:
+            self.sync()  # the restored parameters
+            self.keep_spares(self.imported)  # the state is as before
+            raise
+        self.sync()  # the final parameters
         self.export_state(new_flat, state)
-        self.keep_spares(recycled)
+        live = self.live(new_flat)
+        opt._known_vectors = {id(self.vectors[p]): (self.vectors[p], p) for p in live if p}
+        self.keep_spares(live)
         #: What the last step did: evaluations, iterations, why it stopped, its last loss.
         opt.last_step_result = result
         return self.first_loss
+
+
+def _unshared(vectors: dict, ptr: int) -> bool:
+    """Whether vectors[ptr] is referenced by nothing but `vectors`: no other Python reference
+    and no other tensor on its storage (torch's private use count; without it, never)."""
+    use_count = getattr(torch._C, "_storage_Use_Count", None)
+    if use_count is None or sys.getrefcount(vectors[ptr]) > 2:
+        return False
+    return use_count(vectors[ptr].untyped_storage()._cdata) <= 2
 
 
 def flat_numel(params) -> int:

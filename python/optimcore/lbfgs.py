@@ -6,6 +6,8 @@ parameters of mixed dtypes or sharing memory) run torch's own LBFGS.step."""
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from ._closure import ClosureOptimizer
@@ -19,6 +21,7 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
     on the compiled core. ``last_step_result`` says what the last step did."""
 
     _method = "lbfgs"
+    _vector_lists = ("old_dirs", "old_stps")
 
     def _options(self, group: dict) -> dict:
         line_search_fn = group["line_search_fn"]
@@ -45,8 +48,8 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
         flat["H_diag"] = (float(h), isinstance(h, torch.Tensor))
         flat["old_dirs"] = [vector("old_dirs", y) for y in state.get("old_dirs") or []]
         flat["old_stps"] = [vector("old_stps", s) for s in state.get("old_stps") or []]
-        flat["ro"] = _pairs(state.get("ro") or [])
-        flat["al"] = _pairs(state.get("al") or [])
+        flat["ro"] = self._scalar_pairs(state, "ro")
+        flat["al"] = self._scalar_pairs(state, "al")
         if not (len(flat["old_dirs"]) == len(flat["old_stps"]) == len(flat["ro"])):
             raise ValueError("optimcore.LBFGS: state 'old_dirs', 'old_stps' and 'ro' differ in "
                              "length (a truncated checkpoint?)")
@@ -57,9 +60,30 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
             int(value) if value == 1 else value)
         state["old_dirs"] = [tensor_of(p) for p in flat["old_dirs"]]
         state["old_stps"] = [tensor_of(p) for p in flat["old_stps"]]
-        state["ro"] = _zero_dim(flat["ro"], dtype)
+        state["ro"] = self._zero_dim(flat["ro"], dtype, "ro")
         if flat["al"]:
-            state["al"] = _zero_dim(flat["al"], dtype)
+            state["al"] = self._zero_dim(flat["al"], dtype, "al")
+
+    def _scalar_pairs(self, state: dict, key: str) -> list:
+        """torch's list of 0-d tensors (or floats, or None) under `key` as (value, is_tensor)
+        pairs, None as (0.0, False). The list the last step exported (views of one 1-d
+        tensor) is read in one call, in-place edits included."""
+        values = state.get(key) or []
+        known = self._known_scalars.get(key)
+        if known is not None and known[0] is values and len(values) == len(known[1]) \
+                and all(map(operator.is_, values, known[1])):
+            return [(v, e is not None) for v, e in zip(known[2].tolist(), values)]
+        return _pairs(values)
+
+    def _zero_dim(self, pairs: list, dtype, key: str) -> list:
+        """(value, is_tensor) pairs as torch keeps them: 0-d tensors (views of one 1-d tensor,
+        made in one call) or None."""
+        if not pairs:
+            return []
+        base = torch.tensor([v for v, _ in pairs], dtype=dtype)
+        out = [v if tensor else None for v, (_, tensor) in zip(base.unbind(0), pairs)]
+        self._known_scalars[key] = (out, tuple(out), base)
+        return out
 
 
 def _pairs(values: list) -> list:
@@ -70,12 +94,3 @@ def _pairs(values: list) -> list:
         return [(v, True) for v in torch.stack([t.reshape(()) for t in tensors]).tolist()]
     return [(0.0, False) if v is None else (float(v), isinstance(v, torch.Tensor))
             for v in values]
-
-
-def _zero_dim(pairs: list, dtype) -> list:
-    """(value, is_tensor) pairs as torch keeps them: 0-d tensors (views of one 1-d tensor,
-    made in one call) or None."""
-    if not pairs:
-        return []
-    values = torch.tensor([v for v, _ in pairs], dtype=dtype).unbind(0)
-    return [v if tensor else None for v, (_, tensor) in zip(values, pairs)]
