@@ -452,3 +452,176 @@ def test_stop_reason_reported():
     _, opt = run_rosenbrock(optimcore.LBFGS, 1, max_iter=2, max_eval=10)
     assert opt.last_step_result["reason"] == "max_iter"
     assert math.isfinite(opt.last_step_result["loss"])
+
+
+# Found by trying to break it ---------------------------------------------------------------
+
+def test_history_size_below_one_is_refused_before_any_evaluation():
+    x = torch.zeros(3, dtype=F64, requires_grad=True)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        return (x ** 2).sum()
+
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="history_size"):
+            optimcore.LBFGS([x], history_size=bad).step(closure)
+    with pytest.raises(TypeError, match="max_iter must be an integer"):
+        optimcore.LBFGS([x], max_iter=2.7).step(closure)
+    assert not calls
+
+
+def test_negative_max_eval_as_torch():
+    runs = []
+    for cls in (torch.optim.LBFGS, optimcore.LBFGS):
+        _, opt = run_rosenbrock(cls, 1, max_eval=-1)
+        s = opt.state_dict()["state"][0]
+        runs.append((s["func_evals"], s["n_iter"], opt.param_groups[0]["params"][0].tolist()))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("line_search_fn", LINE_SEARCHES, ids=["fixed", "wolfe"])
+def test_closure_that_rebinds_parameter_data(line_search_fn):
+    """A projection written as `p.data = p.data.clamp(...)` inside the closure: torch steps
+    the new tensor; so does optimcore (the old memory stays alive as the step's shadow)."""
+    runs = []
+    for cls in (torch.optim.LBFGS, optimcore.LBFGS):
+        torch.manual_seed(0)
+        p = torch.nn.Parameter(torch.randn(1000, dtype=F64))
+        opt = cls([p], max_iter=5, line_search_fn=line_search_fn)
+
+        def closure():
+            opt.zero_grad()
+            p.data = p.data.clamp(-2, 2)
+            loss = ((p - 3) ** 2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(3):
+            opt.step(closure)
+        runs.append(p.detach().clone())
+    assert rel(runs[1], runs[0]) <= 1e-12
+
+
+def test_closure_that_clamps_a_noncontiguous_parameter_in_place():
+    """What the closure writes into a parameter stepped through a shadow is kept, as for a
+    parameter stepped in place."""
+    results = []
+    for transposed in (False, True):
+        torch.manual_seed(0)
+        x = torch.randn(4, 6, dtype=F64)
+        p = torch.nn.Parameter(x.t().contiguous().t() if transposed else x.clone())
+        opt = optimcore.LBFGS([p], max_iter=10)
+
+        def closure():
+            opt.zero_grad()
+            with torch.no_grad():
+                p.clamp_(-0.5, 0.5)
+            loss = ((p - 3) ** 2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(2):
+            opt.step(closure)
+        assert p.is_contiguous() != transposed
+        results.append(p.detach().clone())
+    assert torch.equal(results[0], results[1])
+
+
+def test_closure_that_rebinds_to_another_dtype_is_refused_and_restored():
+    p = torch.nn.Parameter(torch.randn(10, dtype=F64))
+    before = p.detach().clone()
+    opt = optimcore.LBFGS([p])
+
+    def closure():
+        opt.zero_grad()
+        p.data = p.data.float()
+        loss = (p ** 2).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match="replaced parameter 0"):
+        opt.step(closure)
+    assert p.dtype == F64 and torch.equal(p, before)
+
+
+@pytest.mark.parametrize("cls", [optimcore.LBFGS, optimcore.ConjugateGradient],
+                         ids=["LBFGS", "ConjugateGradient"])
+def test_model_dtype_change_between_steps(cls):
+    """model.double() after float32 steps: the float32 history is converted, not misread."""
+    torch.manual_seed(0)
+    m = torch.nn.Linear(50, 1)
+    X, y = torch.randn(200, 50), torch.randn(200, 1)
+    opt = cls(m.parameters(), max_iter=5)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((m(X.to(m.weight.dtype)) - y.to(m.weight.dtype)) ** 2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    m.double()
+    for _ in range(2):
+        opt.step(closure)
+    assert all(p.dtype == F64 for p in m.parameters())
+    assert math.isfinite(opt.last_step_result["loss"])
+    state = opt.state_dict()["state"][0]
+    assert state["d"].dtype == F64 and state["prev_flat_grad"].dtype == F64
+
+
+def test_torch_state_after_max_iter_0_loads():
+    p = torch.nn.Parameter(torch.randn(5, dtype=F64))
+    t_opt = torch.optim.LBFGS([p], max_iter=0)
+
+    def closure():
+        t_opt.zero_grad()
+        loss = (p ** 2).sum()
+        loss.backward()
+        return loss
+
+    t_opt.step(closure)
+    assert t_opt.state_dict()["state"][0]["H_diag"] is None
+    opt = optimcore.LBFGS([p])
+    opt.load_state_dict(t_opt.state_dict())
+
+    def closure2():
+        opt.zero_grad()
+        loss = (p ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure2)
+    assert opt.last_step_paths == ["core"]
+
+
+def test_state_vectors_someone_holds_are_never_reused():
+    """Vectors of the state a step started from are recycled only if nothing else can see
+    them: a held tensor, a view, or a held storage keeps them intact."""
+    x = torch.full((64,), 0.5, dtype=F64, requires_grad=True)
+    opt = optimcore.LBFGS([x], history_size=2, max_iter=3)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((x - torch.arange(64, dtype=F64)) ** 4).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    state = opt.state[x]
+    held = state["old_dirs"][0]
+    view = state["old_stps"][0][:4]
+    storage = state["d"].untyped_storage()
+    copies = held.clone(), view.clone(), torch.tensor(storage.tolist()[:8])
+    for _ in range(4):
+        opt.step(closure)
+    assert torch.equal(held, copies[0]) and torch.equal(view, copies[1])
+    assert torch.equal(torch.tensor(storage.tolist()[:8]), copies[2])
+
+
+def test_complex_loss_is_refused():
+    x = torch.zeros(2, dtype=F64, requires_grad=True)
+    opt = optimcore.LBFGS([x])
+    with pytest.raises(TypeError, match="complex loss"):
+        opt.step(lambda: torch.tensor(1 + 2j))

@@ -184,16 +184,19 @@ class _FlatStep:
         self.name = type(opt).__name__
         self.params = params
         self.closure = closure
-        reals = [torch.view_as_real(p) if p.is_complex() else p for p in params]
-        self.reals = reals
+        reals = [_real(p) for p in params]
         self.dtype = reals[0].dtype if reals else torch.float32
         self.sizes = [r.numel() for r in reals]
         self.n = sum(self.sizes)
-        # Non-contiguous parameters are stepped in contiguous shadows.
-        self.shadows = [None if r.is_contiguous() else r.contiguous() for r in reals]
-        self.segments = [(s if s is not None else r).data_ptr() for r, s in zip(reals,
-                                                                                self.shadows)]
-        self.any_shadow = any(s is not None for s in self.shadows)
+        # x's segments: each parameter's own memory, or a contiguous shadow for a
+        # non-contiguous one. `memory` keeps the segments alive for the whole step even if the
+        # closure rebinds a parameter (p.data = ...): that parameter then steps through its
+        # old memory as a shadow, synced both ways around each closure call.
+        self.memory = [r.detach() if r.is_contiguous() else r.contiguous() for r in reals]
+        self.segments = [m.data_ptr() for m in self.memory]
+        self.shadowed = [not r.is_contiguous() for r in reals]
+        self.complex = [p.is_complex() for p in params]
+        self.any_shadow = any(self.shadowed)
         self.vectors: dict[int, torch.Tensor] = {}  # data_ptr -> vector of n elements
         self.imported: set = set()  # pointers of the state's own vectors
         self.first_loss = None
@@ -238,10 +241,37 @@ class _FlatStep:
         self.opt._spare_vectors = spare
 
     def sync(self) -> None:
+        """x -> the parameters stepped through shadows (before each closure call, at the
+        end of the step)."""
         if self.any_shadow:
-            for r, s in zip(self.reals, self.shadows):
-                if s is not None:
-                    r.copy_(s)
+            for p, m, shadowed in zip(self.params, self.memory, self.shadowed):
+                if shadowed:
+                    _real(p).copy_(m)
+
+    def refresh(self) -> None:
+        """After a closure call: what it wrote into shadowed parameters (p.clamp_(...)) goes
+        into x, as it would for a parameter stepped in place; a parameter it rebound
+        (p.data = ...) becomes shadowed."""
+        for i, (p, m) in enumerate(zip(self.params, self.memory)):
+            r = _real(p)
+            if not self.shadowed[i]:
+                if r.data_ptr() == self.segments[i] or r.numel() == 0:
+                    continue
+                if r.dtype is not m.dtype or r.shape != m.shape:
+                    raise RuntimeError(
+                        f"optimcore.{self.name}: the closure replaced parameter {i} with a "
+                        f"tensor of another dtype or shape ({p.dtype}, {tuple(p.shape)}); "
+                        "change parameters in place")
+                self.shadowed[i] = self.any_shadow = True
+            m.copy_(r)
+
+    def restore_rebound(self) -> None:
+        """After a failed step: parameters the closure rebound to another dtype or shape get
+        their original memory back (holding the restored values)."""
+        for p, m, was_complex in zip(self.params, self.memory, self.complex):
+            r = _real(p)
+            if r.dtype is not m.dtype or r.shape != m.shape:
+                p.data = torch.view_as_complex(m) if was_complex else m
 
     def evaluate(self) -> tuple:
         """The closure at the current point: (loss, pointers of the gradients, contiguous and
@@ -253,6 +283,7 @@ class _FlatStep:
             loss = self.closure()
         finally:
             _set_grad_enabled(enabled)
+        self.refresh()
         if self.first_loss is None:
             self.first_loss = loss
         if isinstance(loss, torch.Tensor):
@@ -264,7 +295,11 @@ class _FlatStep:
             raise TypeError(f"optimcore.{self.name}: the closure returned None; it must return "
                             "the loss")
         else:
-            value = float(loss)
+            value = loss
+        if not isinstance(value, (float, int)) or isinstance(value, bool):
+            raise TypeError(f"optimcore.{self.name}: the closure returned a "
+                            f"{type(value).__name__} loss; it must return a real scalar")
+        value = float(value)
         ptrs = []
         keep = []
         for i, p in enumerate(self.params):
@@ -296,7 +331,7 @@ class _FlatStep:
             return 0
         known = self.opt._known_vectors.get(id(t))
         if known is not None and known[0] is t and t.data_ptr() == known[1] \
-                and t.numel() == self.n:  # a vector this optimizer exported, still in place
+                and t.dtype is self.dtype and t.numel() == self.n:  # a vector this optimizer exported, still in place
             self.vectors[known[1]] = t
             self.imported.add(known[1])
             return known[1]
@@ -365,6 +400,8 @@ class _FlatStep:
     def run(self, options: dict):
         opt = self.opt
         state = opt.state[self.params[0]]
+        state.setdefault("func_evals", 0)  # as torch, before the first evaluation
+        state.setdefault("n_iter", 0)
         flat = self.import_state(state)
         kernel = getattr(_C, f"{opt._method}_step")
         spare = self.lend_spares()
@@ -373,6 +410,7 @@ class _FlatStep:
                                          flat, self.evaluate, self.vector, spare,
                                          torch.get_num_threads(), **options)
         except BaseException:
+            self.restore_rebound()
             self.sync()  # the restored parameters
             self.keep_spares(self.imported)  # the state is as before
             raise
@@ -386,13 +424,38 @@ class _FlatStep:
         return self.first_loss
 
 
+def _real(p: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(p) if p.is_complex() else p
+
+
+def _references(vectors: dict, ptr: int):
+    """(Python references to vectors[ptr], Python references to its storage object, users of
+    its storage), as seen from here; None without torch's private use count."""
+    use_count = getattr(torch._C, "_storage_Use_Count", None)
+    if use_count is None:
+        return None
+    storage = vectors[ptr].untyped_storage()
+    return sys.getrefcount(vectors[ptr]), sys.getrefcount(storage), use_count(storage._cdata)
+
+
+# The counts of a vector nothing else refers to, measured once on a fresh one.
+_ALONE = _references({0: torch.empty(1)}, 0)
+
+
 def _unshared(vectors: dict, ptr: int) -> bool:
     """Whether vectors[ptr] is referenced by nothing but `vectors`: no other Python reference
-    and no other tensor on its storage (torch's private use count; without it, never)."""
-    use_count = getattr(torch._C, "_storage_Use_Count", None)
-    if use_count is None or sys.getrefcount(vectors[ptr]) > 2:
-        return False
-    return use_count(vectors[ptr].untyped_storage()._cdata) <= 2
+    to it or to its storage, no other tensor on its storage. Recycling is only an optimization:
+    when in doubt (or without torch's private use count) the answer is no."""
+    return _ALONE is not None and _references(vectors, ptr) == _ALONE
+
+
+def whole_number(name: str, value) -> int:
+    """An iteration or evaluation count: an int (or a float holding one). torch's LBFGS takes
+    2.7 iterations as 3 and 3.5 evaluations as 4 by comparison; optimcore refuses them."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not value.is_integer()):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
 
 
 def flat_numel(params) -> int:

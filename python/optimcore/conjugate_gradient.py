@@ -7,6 +7,8 @@ of nonlinear conjugate gradient methods" (Pacific J. Optim., 2006)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._closure import ClosureOptimizer, check_nonnegative
@@ -50,7 +52,7 @@ class ConjugateGradient(ClosureOptimizer):
                  c2: float = 0.1):
         if isinstance(lr, torch.Tensor) and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
-        if not 0.0 <= lr:
+        if not 0.0 <= lr or math.isinf(lr):
             raise ValueError(f"Invalid learning rate: {lr}")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
@@ -67,6 +69,8 @@ class ConjugateGradient(ClosureOptimizer):
     def _check(group: dict) -> None:
         check_nonnegative("max_iter", group["max_iter"], int)
         check_nonnegative("max_eval", group["max_eval"], int)
+        if group["max_eval"] < 1:
+            raise ValueError(f"Invalid max_eval: {group['max_eval']} (at least 1)")
         check_nonnegative("tolerance_grad", group["tolerance_grad"])
         check_nonnegative("tolerance_change", group["tolerance_change"])
         if group["beta"] not in BETAS:
@@ -84,7 +88,7 @@ class ConjugateGradient(ClosureOptimizer):
     def _options(self, group: dict) -> dict:
         self._check(group)
         lr = group["lr"]
-        if not 0.0 <= lr:
+        if not 0.0 <= lr or math.isinf(lr):
             raise ValueError(f"Invalid learning rate: {lr}")
         return dict(lr=float(lr), max_iter=group["max_iter"], max_eval=group["max_eval"],
                     tolerance_grad=float(group["tolerance_grad"]),

@@ -10,7 +10,7 @@ import operator
 
 import torch
 
-from ._closure import ClosureOptimizer
+from ._closure import ClosureOptimizer, whole_number
 from ._optimizer import _unhooked
 
 __all__ = ["LBFGS"]
@@ -27,16 +27,19 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
         line_search_fn = group["line_search_fn"]
         if line_search_fn is not None and line_search_fn != "strong_wolfe":
             raise RuntimeError("only 'strong_wolfe' is supported")
-        lr = group["lr"]
-        max_iter = group["max_iter"]
+        max_iter = whole_number("max_iter", group["max_iter"])
         max_eval = group["max_eval"]
+        max_eval = max_iter * 5 // 4 if max_eval is None else whole_number("max_eval", max_eval)
+        history_size = whole_number("history_size", group["history_size"])
+        if history_size < 1:
+            raise ValueError(f"Invalid history_size: {history_size} (at least 1)")
         return dict(
-            lr=float(lr),
-            max_iter=int(max_iter),
-            max_eval=int(max_eval if max_eval is not None else max_iter * 5 // 4),
+            lr=float(group["lr"]),
+            max_iter=max_iter,
+            max_eval=max_eval,
             tolerance_grad=float(group["tolerance_grad"]),
             tolerance_change=float(group["tolerance_change"]),
-            history_size=int(group["history_size"]),
+            history_size=history_size,
             line_search=line_search_fn is not None,
         )
 
@@ -44,7 +47,8 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
         return _unhooked(torch.optim.LBFGS.step)(self, closure)
 
     def _import_extra(self, state: dict, flat: dict, vector) -> None:
-        h = state.get("H_diag", 1)
+        h = state.get("H_diag")
+        h = 1 if h is None else h  # None: torch's state after a step of max_iter=0
         flat["H_diag"] = (float(h), isinstance(h, torch.Tensor))
         flat["old_dirs"] = [vector("old_dirs", y) for y in state.get("old_dirs") or []]
         flat["old_stps"] = [vector("old_stps", s) for s in state.get("old_stps") or []]

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "optimcore/closure.hpp"
@@ -157,6 +158,11 @@ struct ConjugateGradient {
       info = along(d, g, nullptr, 0.0);
     }
     return info;
+  }
+
+  void check(const DescentOptions&) const {
+    if (!(0.0 < o.c1 && o.c1 < o.c2 && o.c2 < 1.0))
+      throw std::invalid_argument("conjugate gradient: need 0 < c1 < c2 < 1");
   }
 
   // lr min(1, 1.01 * 2 (f - f_prev) / g.d); lr when that is not positive and finite

@@ -19,14 +19,18 @@ namespace optimcore {
 struct DescentOptions {
   double lr = 1.0;
   std::int64_t max_iter = 20;
-  std::int64_t max_eval = -1;  // -1: max_iter * 5 / 4, as torch
+  std::int64_t max_eval = kDefaultMaxEval;  // max_iter * 5 / 4, as torch
   double tolerance_grad = 1e-7;
   double tolerance_change = 1e-9;
   bool line_search = false;  // strong Wolfe (else a fixed step of lr, as torch without one)
   double c1 = 1e-4;          // Wolfe constants of the line search
   double c2 = 0.9;
 
-  std::int64_t evaluations() const { return max_eval >= 0 ? max_eval : max_iter * 5 / 4; }
+  // torch's default; any other value, negative ones included, is taken as torch takes it.
+  static constexpr std::int64_t kDefaultMaxEval = INT64_MIN;
+  std::int64_t evaluations() const {
+    return max_eval != kDefaultMaxEval ? max_eval : max_iter * 5 / 4;
+  }
 };
 
 }  // namespace optimcore
@@ -82,6 +86,7 @@ ClosureStepResult descent_step(const Segments<T>& x, State& state, const Descent
   };
   try {
     const std::int64_t max_iter = o.max_iter, max_eval = o.evaluations();
+    method.check(o);
 
     // evaluate initial f(x) and df/dx
     T* g = ws.acquire();

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "optimcore/closure.hpp"
@@ -150,6 +151,10 @@ struct Lbfgs {
     if (s.al.empty()) s.al.assign(history_size, N{});
     if (s.al.size() < s.old_dirs.size()) s.al.resize(s.old_dirs.size(), N{});
     return detail::two_loop(d, g, s, s.al, n, threads);
+  }
+
+  void check(const DescentOptions&) const {
+    if (o.history_size < 1) throw std::invalid_argument("L-BFGS: history_size must be >= 1");
   }
 
   Number<T> next_step(const LbfgsState<T>&, double, double, Number<T>) const {
