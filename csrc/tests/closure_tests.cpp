@@ -5,24 +5,14 @@
 // torch.optim.LBFGS is in tests/test_lbfgs.py. Exit code: the number of failures.
 #include <optimcore/optimcore.hpp>
 
+#include "check.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
 #include <vector>
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      ++failures;                                          \
-      std::printf("FAIL %s:%d: ", __FILE__, __LINE__);     \
-      std::printf(__VA_ARGS__);                            \
-      std::printf("\n");                                   \
-    }                                                      \
-  } while (0)
 
 // Extended Rosenbrock: sum over pairs of 100 (x_{2i+1} - x_{2i}^2)^2 + (1 - x_{2i})^2.
 template <class T>

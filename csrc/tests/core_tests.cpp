@@ -3,6 +3,8 @@
 // No framework: each check prints what failed; the exit code is the number of failures.
 #include <optimcore/optimcore.hpp>
 
+#include "check.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,18 +14,6 @@
 #include <vector>
 
 namespace {
-
-int failures = 0;
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      ++failures;                                          \
-      std::printf("FAIL %s:%d: ", __FILE__, __LINE__);     \
-      std::printf(__VA_ARGS__);                            \
-      std::printf("\n");                                   \
-    }                                                      \
-  } while (0)
 
 using optimcore::bfloat16;
 
