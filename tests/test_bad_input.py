@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import optimcore
-from optimcore.testing import COMPILED
+from optimcore.testing import BY_NAME, COMPILED
 
 # Every compiled rule in the registry (optimcore.testing), with its typical options; the
 # three first rules keep the options these tests were written with.
@@ -75,7 +75,7 @@ def test_parameter_not_on_cpu_runs_torchs_step(name):
     def give_grad(p):
         p.grad = torch.empty(3, device="meta")
 
-    ref = two_groups(getattr(torch.optim, name), RULES[name],
+    ref = two_groups(BY_NAME[name].reference, RULES[name],
                      torch.empty(3, device="meta", requires_grad=True), give_grad)
     try:
         ref.step()

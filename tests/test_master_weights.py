@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import optimcore
-from optimcore.testing import COMPILED
+from optimcore.testing import BY_NAME, COMPILED
 from conftest import TOL, make_params, set_grads
 
 # Every compiled rule in the registry (optimcore.testing), with its typical options; the
@@ -27,7 +27,7 @@ def test_follows_float32_training(name, dtype, simd_level):
     # float32 reference from the same (16-bit) starting values and gradients
     ref = [p.detach().float().requires_grad_() for p in low]
     opt = getattr(optimcore, name)(low, master_weights=True, **RULES[name])
-    ref_opt = getattr(torch.optim, name)(ref, **RULES[name])
+    ref_opt = BY_NAME[name].reference(ref, **RULES[name])
     for step in range(5):
         set_grads(low, step)
         for p, r in zip(low, ref):

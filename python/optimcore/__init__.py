@@ -7,6 +7,8 @@ C++ core (``csrc/include/optimcore``) through the ``optimcore._C`` extension.
 import torch  # noqa: F401  (first: the extension shares the OpenMP runtime that torch loads)
 
 from . import _C
+from .adabound import AdaBound
+from .adaboundw import AdaBoundW
 from .adadelta import Adadelta
 from .adafactor import Adafactor
 from .adagrad import Adagrad
@@ -16,6 +18,7 @@ from .adamw import AdamW
 from .asgd import ASGD
 from .conjugate_gradient import ConjugateGradient
 from .lbfgs import LBFGS
+from .lion import Lion
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -67,6 +70,9 @@ __all__ = [
     "AdamW",
     "ASGD",
     "LBFGS",
+    "AdaBound",
+    "AdaBoundW",
+    "Lion",
     "ConjugateGradient",
     "NAdam",
     "RAdam",

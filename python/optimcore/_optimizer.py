@@ -96,9 +96,11 @@ def _unhooked(step):
     return step.__wrapped__ if getattr(step, "hooked", False) else step
 
 
-def _derived_init(torch_cls: type):
-    """The constructor of an optimcore rule derived from `torch_cls`: torch's, plus optimcore's
-    keyword-only options (see CORE_OPTIONS), with torch's signature and defaults."""
+def _derived_init(base_init):
+    """The constructor of an optimcore rule from `base_init`, torch's constructor of the rule
+    (or, for a rule torch.optim does not have, the class's own `_init` written in torch's
+    style), plus optimcore's keyword-only options (see CORE_OPTIONS), with its signature and
+    defaults."""
 
     def __init__(self, params, *args, master_weights: bool = False,
                  stochastic_rounding: bool = False, **kwargs):
@@ -109,7 +111,7 @@ def _derived_init(torch_cls: type):
             raise ValueError(f"optimcore.{type(self).__name__} has no compiled elementwise "
                              f"kernel: {', '.join(self._core_options)} need one")
         self._reset_tables()
-        torch_cls.__init__(self, params, *args, **kwargs)
+        base_init(self, params, *args, **kwargs)
         self.defaults.update(self._core_options)
         if master_weights:
             self._widen_constructed_state()
@@ -117,12 +119,12 @@ def _derived_init(torch_cls: type):
         # (torch sets this for fused=True, whose kernels read grad_scale).
         self._step_supports_amp_scaling = False
 
-    signature = inspect.signature(torch_cls.__init__)
+    signature = inspect.signature(base_init)
     extras = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=False)
               for k in CORE_OPTIONS]
     __init__.__signature__ = signature.replace(
         parameters=[*signature.parameters.values(), *extras])
-    __init__.__doc__ = torch_cls.__init__.__doc__
+    __init__.__doc__ = base_init.__doc__
     return __init__
 
 
@@ -216,8 +218,11 @@ class CoreOptimizer(Optimizer):
                 raise TypeError(f"{cls.__name__}._optional_state names state the compiled rule "
                                 f"'{cls._rule}' does not have: {sorted(unknown)}")
         torch_cls = cls._torch_class()
-        if torch_cls is not None and "__init__" not in cls.__dict__:
-            cls.__init__ = _derived_init(torch_cls)
+        if "__init__" not in cls.__dict__:
+            if torch_cls is not None:
+                cls.__init__ = _derived_init(torch_cls.__init__)
+            elif "_init" in cls.__dict__:  # a rule torch.optim does not have
+                cls.__init__ = _derived_init(cls.__dict__["_init"])
 
     @classmethod
     def _torch_class(cls) -> type | None:
@@ -580,9 +585,17 @@ class CoreOptimizer(Optimizer):
                      grad_ptrs.buffer_info()[0] + first * 8, count,
                      DTYPE_CODES[table.dtype], table.master, sr, seed, num_threads, **hyper)
 
+    def _reference_step(self) -> None:
+        """A rule torch.optim does not have: its step in torch ops over ``self.param_groups``
+        (the path taken where the compiled core cannot serve a group, as torch's own step is
+        for the others)."""
+        raise NotImplementedError
+
     def _torch_step(self, group: dict) -> None:
-        """torch's own step of this rule, for one param group, on the same state."""
-        step = _unhooked(self._torch_class().step)
+        """torch's own step of this rule (its reference step, for a rule torch.optim does not
+        have), for one param group, on the same state."""
+        torch_cls = self._torch_class()
+        step = _unhooked(torch_cls.step) if torch_cls is not None else type(self)._reference_step
         groups = self.param_groups
         self.param_groups = [group]
         try:

@@ -50,6 +50,25 @@ class Rule:
     params: str = "any"
 
 
+def reference_class(cls: type) -> type:
+    """`cls` with every step on its pure-torch reference path (``_reference_step``), for a rule
+    torch.optim does not have: the generic suites compare the compiled path with it, and
+    tests/test_<rule>.py compare it (and the compiled path) with the published reference."""
+
+    class Reference(cls):
+        @torch.no_grad()
+        def step(self, closure=None):
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            self._reference_step()
+            return loss
+
+    Reference.__name__ = Reference.__qualname__ = f"{cls.__name__}Reference"
+    return Reference
+
+
 def torch_inputs(rule: Rule) -> list:
     """The kwargs torch's own tests run this rule with on the CPU (common_optimizers.optim_db),
     plus the registry's extras."""
@@ -149,6 +168,34 @@ RULES += [
         required_state=("step", "ax", "eta", "mu"),
         # t0 small enough that averaging starts within the test's steps
         extra_inputs=[dict(lr=0.05, lambd=0.01, alpha=0.5, t0=1, maximize=True)],
+    ),
+]
+
+# Rules torch.optim does not have: their reference is their own pure-torch step, itself checked
+# against the published implementation (adabound, lion-pytorch) in tests/test_<rule>.py.
+RULES += [
+    Rule(
+        "AdaBound", optimcore.AdaBound, reference_class(optimcore.AdaBound),
+        dict(lr=0.01, weight_decay=1e-2, amsbound=True),
+        bad_edits=[("betas", 0, 1.0, "betas[0]"), ("final_lr", None, -0.1, "final_lr"),
+                   ("gamma", None, 1.0, "gamma"), ("lr", None, -1.0, "lr")],
+        required_state=("step", "exp_avg", "exp_avg_sq"),
+        extra_inputs=[dict(), dict(amsbound=True), dict(weight_decay=0.1, lr=0.05),
+                      dict(final_lr=0.5, gamma=0.01, betas=(0.8, 0.99), eps=1e-6)],
+    ),
+    Rule(
+        "AdaBoundW", optimcore.AdaBoundW, reference_class(optimcore.AdaBoundW),
+        dict(lr=0.01, weight_decay=0.1),
+        bad_edits=[("betas", 1, 1.0, "betas[1]"), ("weight_decay", None, -1.0, "weight_decay")],
+        required_state=("step", "exp_avg", "exp_avg_sq"),
+        extra_inputs=[dict(), dict(amsbound=True, weight_decay=0.5, lr=0.05)],
+    ),
+    Rule(
+        "Lion", optimcore.Lion, reference_class(optimcore.Lion),
+        dict(lr=1e-3, weight_decay=0.1),
+        bad_edits=[("betas", 0, 1.5, "betas[0]"), ("lr", None, -1.0, "lr")],
+        extra_inputs=[dict(), dict(betas=(0.95, 0.98), weight_decay=0.01, lr=0.01),
+                      dict(decoupled_weight_decay=True, weight_decay=1e-4, lr=0.01)],
     ),
 ]
 

@@ -280,6 +280,15 @@ OPTIMCORE_INLINE void store_result(T* param, S* master, std::size_t j, compute_t
   param[j] = store_param<SR, T>(v, stream, j);
 }
 
+namespace detail {
+// torch.sign (and torch.sgn on real numbers) on the CPU: -1, 0 or 1; NaN and -0 give 0.
+// Rprop's step direction and Lion's update use it.
+template <class C>
+OPTIMCORE_INLINE C sign_of(C x) {
+  return static_cast<C>((C(0) < x) - (x < C(0)));
+}
+}  // namespace detail
+
 // a * b + c, rounded once where the target has FMA and twice elsewhere: exactly what torch's
 // vectorized CPU kernels compute for add(alpha=...) and lerp at the same instruction-set level.
 template <class C>

@@ -5,6 +5,7 @@
 #include "optimcore/overlap.hpp"
 #include "optimcore/parallel.hpp"
 
+#include "optimcore/adabound.hpp"
 #include "optimcore/adadelta.hpp"
 #include "optimcore/adafactor.hpp"  // per-tensor reductions: its own entry, not in the list
 #include "optimcore/adagrad.hpp"
@@ -13,6 +14,7 @@
 #include "optimcore/asgd.hpp"
 #include "optimcore/conjugate_gradient.hpp"  // closure-driven (descent.hpp): its own entry
 #include "optimcore/lbfgs.hpp"  // closure-driven (descent.hpp): its own entry
+#include "optimcore/lion.hpp"
 #include "optimcore/nadam.hpp"
 #include "optimcore/radam.hpp"
 #include "optimcore/rmsprop.hpp"
@@ -34,7 +36,9 @@
   X(radam, Radam)          \
   X(rprop, Rprop)          \
   X(nadam, Nadam)          \
-  X(asgd, Asgd)
+  X(asgd, Asgd)            \
+  X(adabound, AdaBound)    \
+  X(lion, Lion)
 
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1

@@ -48,11 +48,6 @@ using RpropTensor = ParamState<T, S, Rprop::kStates>;
 
 namespace detail {
 
-template <class C>
-OPTIMCORE_INLINE C sign_of(C x) {  // torch.sign: NaN and -0 give 0
-  return static_cast<C>((C(0) < x) - (x < C(0)));
-}
-
 template <bool MASTER, bool SR, class T, class S>
 void rprop_range(const RpropTensor<T, S>& t, std::size_t begin, std::size_t end,
                  compute_t<T> sign, compute_t<T> etaminus, compute_t<T> etaplus,
