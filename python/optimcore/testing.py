@@ -180,6 +180,7 @@ RULES += [
         bad_edits=[("betas", 0, 1.0, "betas[0]"), ("final_lr", None, -0.1, "final_lr"),
                    ("gamma", None, 1.0, "gamma"), ("lr", None, -1.0, "lr")],
         required_state=("step", "exp_avg", "exp_avg_sq"),
+        lean_kwargs=dict(lr=0.01, weight_decay=1e-2),
         extra_inputs=[dict(), dict(amsbound=True), dict(weight_decay=0.1, lr=0.05),
                       dict(final_lr=0.5, gamma=0.01, betas=(0.8, 0.99), eps=1e-6)],
     ),
