@@ -12,7 +12,7 @@ optimcore.ConjugateGradient against SciPy's CG (and L-BFGS-B).
 3. --sensitivity: how far two correct L-BFGS runs drift apart on a small MLP: optimcore vs
    torch, and torch vs torch with only its dot products summed in another order.
 
-    python bench/bench_closure.py [--sizes 1e3 1e5 1e7] [--threads 1] [--reps 5]
+    python bench/bench_closure.py [--sizes 1e3 1e4 1e5 1e6 1e7] [--threads 1] [--reps 5]
                                   [--out bench/results] [--sensitivity]
 """
 
@@ -235,7 +235,7 @@ def plot(rows, path: Path):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=float, nargs="+", default=[1e3, 1e5, 1e7])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1e3, 1e4, 1e5, 1e6, 1e7])
     parser.add_argument("--histories", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=5)
