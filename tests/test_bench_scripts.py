@@ -21,6 +21,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ["bench_matrix_rules.py", "--big", "1", "32", "--small", "3", "8", "--reps", "2"],
         ["bench_closure.py", "--sizes", "100", "--histories", "3", "--reps", "1",
          "--skip-evaluations"],
+        ["bench_references.py", "--threads", "1", "--reps", "1", "--layouts", "2000x256"],
     ],
     ids=lambda a: " ".join(a),
 )
