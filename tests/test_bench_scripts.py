@@ -22,10 +22,12 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ["bench_closure.py", "--sizes", "100", "--histories", "3", "--reps", "1",
          "--skip-evaluations"],
         ["bench_references.py", "--threads", "1", "--reps", "1", "--layouts", "2000x256"],
+        ["convergence.py", "--epochs", "2", "--seeds", "1", "--out", "{tmp}"],
     ],
     ids=lambda a: " ".join(a),
 )
-def test_bench_script_runs(args):
+def test_bench_script_runs(args, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     out = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
