@@ -26,6 +26,7 @@ from .muon import Muon
 from .rprop import Rprop
 from .sgd import SGD
 from .sparse_adam import SparseAdam
+from .swats import SWATS
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "AdaBound",
     "AdaBoundW",
     "Lion",
+    "SWATS",
     "ConjugateGradient",
     "NAdam",
     "RAdam",

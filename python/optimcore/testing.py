@@ -192,6 +192,15 @@ RULES += [
         extra_inputs=[dict(), dict(amsbound=True, weight_decay=0.5, lr=0.05)],
     ),
     Rule(
+        "SWATS", optimcore.SWATS, reference_class(optimcore.SWATS),
+        dict(lr=0.01, weight_decay=1e-2, switch_tolerance=1e-3),
+        bad_edits=[("betas", 0, 1.0, "betas[0]"), ("switch_tolerance", None, -1.0,
+                                                   "switch_tolerance")],
+        required_state=("step", "exp_avg", "exp_avg_sq"),
+        lean_kwargs=dict(lr=0.01),
+        extra_inputs=[dict(), dict(amsgrad=True, lr=0.05, switch_tolerance=1e-2)],
+    ),
+    Rule(
         "Lion", optimcore.Lion, reference_class(optimcore.Lion),
         dict(lr=1e-3, weight_decay=0.1),
         bad_edits=[("betas", 0, 1.5, "betas[0]"), ("lr", None, -1.0, "lr")],

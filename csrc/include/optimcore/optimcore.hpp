@@ -21,6 +21,7 @@
 #include "optimcore/rprop.hpp"
 #include "optimcore/muon.hpp"  // around torch's Newton-Schulz: its own entries, not in the list
 #include "optimcore/sgd.hpp"
+#include "optimcore/swats.hpp"
 #include "optimcore/sparse_adam.hpp"  // row-sparse gradients: its own entry, not in the list
 
 // Every rule of the core, as X(function prefix, description type): `X(adam, Adam)` stands for
@@ -38,7 +39,8 @@
   X(nadam, Nadam)          \
   X(asgd, Asgd)            \
   X(adabound, AdaBound)    \
-  X(lion, Lion)
+  X(lion, Lion)             \
+  X(swats, Swats)
 
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1

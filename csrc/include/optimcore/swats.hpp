@@ -1,0 +1,187 @@
+// optimcore/swats.hpp: SWATS (Keskar & Socher, "Improving Generalization Performance by
+// Switching from Adam to SGD", arXiv:1712.07628, Algorithm 1): Adam until the projected SGD
+// learning rate estimate converges, then SGD with momentum at the learned rate.
+//
+// Per parameter tensor (each layer's weight and bias estimates and switches on its own):
+//   Adam phase:  p_k = -lr sqrt(1 - beta2^k) / (1 - beta1^k) m_k / (sqrt(v_k) + eps); x += p_k
+//                if p_k.g_k != 0: gamma_k = p_k.p_k / -p_k.g_k,
+//                                 lambda_k = beta2 lambda_{k-1} + (1 - beta2) gamma_k,
+//                switch when k > 1, lambda_k / (1 - beta2^k) > 0 and
+//                |lambda_k / (1 - beta2^k) - gamma_k| <= switch_tolerance |gamma_k|:
+//                sgd_lr = lambda_k / (1 - beta2^k), switched_at = k
+//   SGD phase:   v = beta1 v + g; x -= (1 - beta1) sgd_lr * lr / base_lr * v
+// The Adam phase is torch.optim.Adam's (L2 weight decay in the gradient, amsgrad) with the
+// step written as torch_optimizer.SWATS writes it (p = -step_size * (exp_avg / denom)). The dot
+// products of a tensor are one deterministic block reduction (same bits for any thread count).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "optimcore/closure.hpp"
+#include "optimcore/common.hpp"
+
+namespace optimcore {
+
+struct SwatsOptions : StepOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool amsgrad = false;
+  double switch_tolerance = 1e-6;  // relative; the paper's 1e-9 absolute on rates ~1e-3
+  double sgd_scale = 1.0;          // lr / base_lr: schedulers scale the learned rate
+
+  template <class F>
+  void each(F&& f) {
+    f("lr", lr); f("beta1", beta1); f("beta2", beta2); f("eps", eps);
+    f("weight_decay", weight_decay); f("amsgrad", amsgrad);
+    f("switch_tolerance", switch_tolerance); f("sgd_scale", sgd_scale);
+  }
+};
+
+struct Swats {
+  static constexpr const char* name = "swats";
+  enum State : std::size_t { kExpAvg, kExpAvgSq, kMaxExpAvgSq, kMomentum, kStates };
+  static constexpr const char* state_names[kStates] = {"exp_avg", "exp_avg_sq",
+                                                       "max_exp_avg_sq", "momentum_buffer"};
+  // Per-tensor scalars (float32 0-d tensors): lambda, the learned SGD rate, the switch step.
+  enum Scalar : std::size_t { kExpAvg2, kSgdLr, kSwitchedAt, kScalars };
+  static constexpr const char* scalar_state_names[kScalars] = {"exp_avg2", "sgd_lr",
+                                                               "switched_at"};
+  static constexpr std::uint32_t fills_new_state = 0;
+  static constexpr bool counts_steps = true;
+  using Options = SwatsOptions;
+};
+
+}  // namespace optimcore
+
+OPTIMCORE_NAMESPACE_BEGIN
+
+template <class T, class S = T>
+using SwatsTensor = ParamState<T, S, Swats::kStates, Swats::kScalars>;
+
+namespace detail {
+
+// One tensor in its Adam phase: the update, and (p.p, p.g) of its step p.
+template <bool AMSGRAD, bool MASTER, bool SR, class T, class S>
+Sums<2> swats_adam(const SwatsTensor<T, S>& t, const SwatsOptions& o, double step_size,
+                   std::uint32_t stream, int threads) {
+  using C = compute_t<T>;
+  const C wd = static_cast<C>(o.weight_decay), beta1 = static_cast<C>(o.beta1);
+  const C one_minus_beta1 = static_cast<C>(1.0 - o.beta1), beta2 = static_cast<C>(o.beta2);
+  const C one_minus_beta2 = static_cast<C>(1.0 - o.beta2), eps = static_cast<C>(o.eps);
+  const C neg_step = static_cast<C>(-step_size);
+  const bool l2 = o.weight_decay != 0.0;
+  T* param = t.param;
+  const T* grad = t.grad;
+  S* m_ = t.state[Swats::kExpAvg];
+  S* v_ = t.state[Swats::kExpAvgSq];
+  S* vmax = t.state[Swats::kMaxExpAvgSq];
+  S* master = t.master_param;
+  return reduce_blocks(
+      t.numel, threads, Sums<2>{},
+      [&](std::size_t b, std::size_t e) {
+        Sums<2> s;
+        for (std::size_t j = b; j < e; ++j) {
+          C g = load(grad[j]);
+          C p = load_param<MASTER, SR>(param, master, j);
+          if (l2) g = madd(p, wd, g);  // grad.add(p, alpha=weight_decay)
+          const C m = madd(one_minus_beta1, g, load(m_[j]) * beta1);
+          const C v = second_moment(load(v_[j]), g, beta2, one_minus_beta2);
+          C v_hat = v;
+          if constexpr (AMSGRAD) {
+            const C v0 = load(vmax[j]);
+            v_hat = (v > v0 || v != v) ? v : v0;
+            vmax[j] = store<S>(v_hat);
+          }
+          const C step = neg_step * (m / (std::sqrt(v_hat) + eps));
+          p = p + step;
+          m_[j] = store<S>(m);
+          v_[j] = store<S>(v);
+          store_result<MASTER, SR>(param, master, j, p, stream);
+          s.v[0] += static_cast<double>(step) * static_cast<double>(step);
+          s.v[1] += static_cast<double>(step) * static_cast<double>(g);
+        }
+        return s;
+      },
+      [](Sums<2> acc, const Sums<2>& p) { return acc += p; });
+}
+
+// One tensor in its SGD phase: v = beta1 v + g; x -= (1 - beta1) lr v.
+template <bool MASTER, bool SR, class T, class S>
+void swats_sgd(const SwatsTensor<T, S>& t, const SwatsOptions& o, double lr,
+               std::uint32_t stream, int threads) {
+  using C = compute_t<T>;
+  const C wd = static_cast<C>(o.weight_decay), beta1 = static_cast<C>(o.beta1);
+  const C neg_lr = static_cast<C>(-(1.0 - o.beta1) * lr);
+  const bool l2 = o.weight_decay != 0.0;
+  T* param = t.param;
+  const T* grad = t.grad;
+  S* buf = t.state[Swats::kMomentum];
+  S* master = t.master_param;
+  reduce_blocks(
+      t.numel, threads, 0,
+      [&](std::size_t b, std::size_t e) {
+        for (std::size_t j = b; j < e; ++j) {
+          C g = load(grad[j]);
+          C p = load_param<MASTER, SR>(param, master, j);
+          if (l2) g = madd(p, wd, g);
+          const C v = madd(load(buf[j]), beta1, g);
+          buf[j] = store<S>(v);
+          store_result<MASTER, SR>(param, master, j, madd(neg_lr, v, p), stream);
+        }
+        return 0;
+      },
+      [](int a, int) { return a; });
+}
+
+}  // namespace detail
+
+// One SWATS step for `count` tensors: each tensor in its own phase (see the top of the file).
+template <class T, class S = T>
+void swats_step(const SwatsTensor<T, S>* tensors, std::size_t count, const SwatsOptions& o,
+                int num_threads = 1) {
+  if (count == 0) return;
+  with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
+                     [&](auto master, auto sr) {
+    constexpr bool M = decltype(master)::value, R = decltype(sr)::value;
+    for (std::size_t i = 0; i < count; ++i) {
+      const SwatsTensor<T, S>& t = tensors[i];
+      const float step = *t.step + 1.0f;
+      *t.step = step;
+      const std::uint32_t stream = R ? tensor_stream(o.seed, i) : 0u;
+      float& lambda = *t.scalar[Swats::kExpAvg2];
+      float& sgd_lr = *t.scalar[Swats::kSgdLr];
+      float& switched_at = *t.scalar[Swats::kSwitchedAt];
+      if (switched_at > 0.0f) {
+        detail::swats_sgd<M, R>(t, o, static_cast<double>(sgd_lr) * o.sgd_scale, stream,
+                                num_threads);
+        continue;
+      }
+      const double k = static_cast<double>(step);
+      const double bias_correction1 = 1.0 - std::pow(o.beta1, k);
+      const double bias_correction2 = 1.0 - std::pow(o.beta2, k);
+      const double step_size = o.lr * std::pow(bias_correction2, 0.5) / bias_correction1;
+      const Sums<2> s = o.amsgrad
+          ? detail::swats_adam<true, M, R>(t, o, step_size, stream, num_threads)
+          : detail::swats_adam<false, M, R>(t, o, step_size, stream, num_threads);
+      const double pg = s.v[1];
+      if (pg != 0.0) {
+        const double gamma = s.v[0] / -pg;
+        lambda = static_cast<float>(o.beta2 * static_cast<double>(lambda) +
+                                    (1.0 - o.beta2) * gamma);
+        const double corrected = static_cast<double>(lambda) / bias_correction2;
+        if (step > 1.0f && corrected > 0.0 &&
+            std::fabs(corrected - gamma) <= o.switch_tolerance * std::fabs(gamma)) {
+          sgd_lr = static_cast<float>(corrected);
+          switched_at = step;
+        }
+      }
+    }
+  });
+}
+
+OPTIMCORE_NAMESPACE_END
