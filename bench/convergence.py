@@ -5,7 +5,8 @@ Task: scikit-learn's bundled digits (8x8 images, 10 classes; nothing is download
 a 600-image subset and tested on the other 1,197, so that a model that fits its training set
 still has a real generalization gap. Model: an MLP 64-256-256-10 (ReLU). Minibatches of 32,
 `--epochs` epochs, `--seeds` seeds (initialization and batch order). Each optimizer runs with
-the learning rate its paper recommends for this kind of model.
+the learning rate its paper recommends for this kind of model; for SWATS the table says how
+many parameter tensors switched to SGD, and when.
 
 Written to `--out` (default bench/results): convergence.md (final test accuracy, mean +- std
 over seeds; epochs and seconds until the training loss first falls below `--target`) and
@@ -31,6 +32,8 @@ OPTIMIZERS = {
     "AdamW": (optimcore.AdamW, dict(lr=1e-3, weight_decay=1e-2)),
     "AdaBound": (optimcore.AdaBound, dict(lr=1e-3, final_lr=0.05)),
     "AMSBound": (optimcore.AdaBound, dict(lr=1e-3, final_lr=0.05, amsbound=True)),
+    "SWATS": (optimcore.SWATS, dict(lr=1e-3)),
+    "SWATS, loose switch": (optimcore.SWATS, dict(lr=1e-3, switch_tolerance=1e-2)),
     "Lion": (optimcore.Lion, dict(lr=1e-4, weight_decay=1e-1)),
 }
 
@@ -73,7 +76,9 @@ def train(name: str, seed: int, epochs: int, Xtr, ytr, Xte, yte, target: float) 
             accuracy.append((net(Xte).argmax(1) == yte).float().mean().item())
         if reached is None and curve[-1] <= target:
             reached = (epoch, elapsed)
-    return dict(loss=curve, accuracy=accuracy, reached=reached, seconds=elapsed)
+    switched = [s for _, _, s, _ in opt.switches()] if hasattr(opt, "switches") else []
+    return dict(loss=curve, accuracy=accuracy, reached=reached, seconds=elapsed,
+                switched=switched)
 
 
 def main():
@@ -104,6 +109,11 @@ def main():
                 if reached else f"not reached ({len(rs)} runs)")
         secs = f"{statistics.mean(t for _, t in reached):.2f}" if reached else "-"
         opts = ", ".join(f"{k}={v}" for k, v in OPTIMIZERS[name][1].items())
+        switched = [s for r in rs for s in r["switched"] if s > 0]
+        if any(r["switched"] for r in rs):
+            total = sum(len(r["switched"]) for r in rs)
+            opts += (f"; switched to SGD: {len(switched)}/{total} tensors"
+                     + (f", at step {min(switched)}-{max(switched)}" if switched else ""))
         lines.append(f"| {name} | {opts} | {statistics.mean(final):.4f} +- "
                      f"{statistics.pstdev(final):.4f} | {statistics.mean(best):.4f} | "
                      f"{statistics.mean(loss):.2e} | {when} | {secs} |")
