@@ -1,6 +1,6 @@
 """The rules torch.optim does not have, against their published implementations, interleaved in
 one process, median ms per step: AdaBound (and AMSBound) against PyPI ``adabound`` 0.0.5, Lion
-against ``lion-pytorch`` 0.2.5, AdaBoundW against optimcore's own torch-ops step of it
+against ``lion-pytorch`` 0.2.5, SWATS (its Adam phase) against ``torch-optimizer`` 0.3.0, AdaBoundW against optimcore's own torch-ops step of it
 (Luolc's AdaBoundW decays differently; see optimcore/adaboundw.py). float32, on one 16M-element
 tensor and on 2000 tensors of 256, with the in-place ``add_`` probe's bandwidth for reference.
 
@@ -31,6 +31,10 @@ def references():
         import lion_pytorch
     except ImportError:
         lion_pytorch = None
+    try:
+        import torch_optimizer
+    except ImportError:
+        torch_optimizer = None
     return [
         ("AdaBound", optimcore.AdaBound, adabound and adabound.AdaBound, dict(lr=1e-3), 28),
         ("AMSBound", optimcore.AdaBound, adabound and adabound.AdaBound,
@@ -39,7 +43,27 @@ def references():
          dict(lr=1e-3, weight_decay=1e-2), 28),
         ("Lion", optimcore.Lion, lion_pytorch and lion_pytorch.Lion,
          dict(lr=1e-4, weight_decay=1e-2), 20),
+        # The Adam phase: constant gradients make both switch within steps, so optimcore runs
+        # with switch_tolerance=0 and torch_optimizer is put back into it after each step.
+        ("SWATS", optimcore.SWATS, torch_optimizer and _adam_phase(torch_optimizer.SWATS),
+         dict(lr=1e-3, eps=1e-8), 28),
     ]
+
+
+def _adam_phase(cls):
+    """torch_optimizer.SWATS held in its Adam phase (it switches a group by writing "phase"
+    and "lr" into it)."""
+
+    class AdamPhase(cls):
+        def step(self, closure=None):
+            lrs = [g["lr"] for g in self.param_groups]
+            out = super().step(closure)
+            for g, lr in zip(self.param_groups, lrs):
+                g["phase"], g["lr"] = "ADAM", lr
+            return out
+
+    AdamPhase.__module__, AdamPhase.__name__ = cls.__module__, cls.__name__
+    return AdamPhase
 
 
 def main():
@@ -64,7 +88,8 @@ def main():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # adabound's deprecated add(Number, Tensor)
                     for impl, c in (("reference", ref), ("optimcore", cls)):
-                        opt = c(make_params(sizes, torch.float32), **kwargs)
+                        extra = dict(switch_tolerance=0.0) if c is optimcore.SWATS else {}
+                        opt = c(make_params(sizes, torch.float32), **kwargs, **extra)
                         opt.step()
                         fns[impl] = opt.step
                     t = time_interleaved(fns, args.reps)

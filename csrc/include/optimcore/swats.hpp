@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "optimcore/closure.hpp"
 #include "optimcore/common.hpp"
@@ -148,7 +149,8 @@ void swats_step(const SwatsTensor<T, S>* tensors, std::size_t count, const Swats
   with_storage<T, S>(tensors[0].master_param != nullptr, o.stochastic_rounding,
                      [&](auto master, auto sr) {
     constexpr bool M = decltype(master)::value, R = decltype(sr)::value;
-    for (std::size_t i = 0; i < count; ++i) {
+    // One tensor: its step count, its phase's pass, its estimate and switch.
+    const auto one = [&](std::size_t i, int threads) {
       const SwatsTensor<T, S>& t = tensors[i];
       const float step = *t.step + 1.0f;
       *t.step = step;
@@ -158,16 +160,16 @@ void swats_step(const SwatsTensor<T, S>* tensors, std::size_t count, const Swats
       float& switched_at = *t.scalar[Swats::kSwitchedAt];
       if (switched_at > 0.0f) {
         detail::swats_sgd<M, R>(t, o, static_cast<double>(sgd_lr) * o.sgd_scale, stream,
-                                num_threads);
-        continue;
+                                threads);
+        return;
       }
       const double k = static_cast<double>(step);
       const double bias_correction1 = 1.0 - std::pow(o.beta1, k);
       const double bias_correction2 = 1.0 - std::pow(o.beta2, k);
       const double step_size = o.lr * std::pow(bias_correction2, 0.5) / bias_correction1;
       const Sums<2> s = o.amsgrad
-          ? detail::swats_adam<true, M, R>(t, o, step_size, stream, num_threads)
-          : detail::swats_adam<false, M, R>(t, o, step_size, stream, num_threads);
+          ? detail::swats_adam<true, M, R>(t, o, step_size, stream, threads)
+          : detail::swats_adam<false, M, R>(t, o, step_size, stream, threads);
       const double pg = s.v[1];
       if (pg != 0.0) {
         const double gamma = s.v[0] / -pg;
@@ -180,7 +182,24 @@ void swats_step(const SwatsTensor<T, S>* tensors, std::size_t count, const Swats
           switched_at = step;
         }
       }
+    };
+    // Large tensors one after another, each split across the threads; small ones spread over
+    // the threads whole. Either way a tensor's sums come from the same fixed blocks.
+    std::vector<std::size_t> small;
+    std::size_t small_total = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (tensors[i].numel >= 2 * kParallelGrain) {
+        one(i, num_threads);
+      } else {
+        small.push_back(i);
+        small_total += tensors[i].numel;
+      }
     }
+    const int nthreads = threads_for(small_total, num_threads);
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16) if (nthreads > 1)
+#endif
+    for (long long k = 0; k < static_cast<long long>(small.size()); ++k) one(small[k], 1);
   });
 }
 
