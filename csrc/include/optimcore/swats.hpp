@@ -23,6 +23,12 @@
 #include "optimcore/closure.hpp"
 #include "optimcore/common.hpp"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define OPTIMCORE_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define OPTIMCORE_LAMBDA_INLINE
+#endif
+
 namespace optimcore {
 
 struct SwatsOptions : StepOptions {
@@ -66,46 +72,66 @@ using SwatsTensor = ParamState<T, S, Swats::kStates, Swats::kScalars>;
 
 namespace detail {
 
-// One tensor in its Adam phase: the update, and (p.p, p.g) of its step p.
-template <bool AMSGRAD, bool MASTER, bool SR, class T, class S>
-Sums<2> swats_adam(const SwatsTensor<T, S>& t, const SwatsOptions& o, double step_size,
-                   std::uint32_t stream, int threads) {
+// Elements [b, e) of one tensor in its Adam phase: the update, and (p.p, p.g) of its step p
+// added to `sums` (a restrict-pointer loop with kLanes accumulator lanes: it vectorizes).
+template <bool AMSGRAD, bool L2, bool MASTER, bool SR, class T, class S>
+void swats_adam_range(T* OPTIMCORE_RESTRICT param, const T* OPTIMCORE_RESTRICT grad,
+                      S* OPTIMCORE_RESTRICT m_, S* OPTIMCORE_RESTRICT v_,
+                      S* OPTIMCORE_RESTRICT vmax, S* OPTIMCORE_RESTRICT master,
+                      const SwatsOptions& o, double step_size, std::uint32_t stream,
+                      std::size_t b, std::size_t e, Sums<2>& sums) {
   using C = compute_t<T>;
   const C wd = static_cast<C>(o.weight_decay), beta1 = static_cast<C>(o.beta1);
   const C one_minus_beta1 = static_cast<C>(1.0 - o.beta1), beta2 = static_cast<C>(o.beta2);
   const C one_minus_beta2 = static_cast<C>(1.0 - o.beta2), eps = static_cast<C>(o.eps);
   const C neg_step = static_cast<C>(-step_size);
+  double pp[kLanes] = {}, pg[kLanes] = {};
+  const auto element = [&](std::size_t j, std::size_t l) OPTIMCORE_LAMBDA_INLINE {
+    C g = load(grad[j]);
+    C p = load_param<MASTER, SR>(param, master, j);
+    if constexpr (L2) g = madd(p, wd, g);  // grad.add(p, alpha=weight_decay)
+    const C m = madd(one_minus_beta1, g, load(m_[j]) * beta1);
+    const C v = second_moment(load(v_[j]), g, beta2, one_minus_beta2);
+    C v_hat = v;
+    if constexpr (AMSGRAD) {
+      const C v0 = load(vmax[j]);
+      v_hat = (v > v0 || v != v) ? v : v0;
+      vmax[j] = store<S>(v_hat);
+    }
+    const C step = neg_step * (m / (std::sqrt(v_hat) + eps));
+    m_[j] = store<S>(m);
+    v_[j] = store<S>(v);
+    store_result<MASTER, SR>(param, master, j, p + step, stream);
+    pp[l] += static_cast<double>(step) * static_cast<double>(step);
+    pg[l] += static_cast<double>(step) * static_cast<double>(g);
+  };
+  std::size_t j = b;
+  for (; j + kLanes <= e; j += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) element(j + l, l);
+  for (; j < e; ++j) element(j, 0);
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    sums.v[0] += pp[l];
+    sums.v[1] += pg[l];
+  }
+}
+
+// One tensor in its Adam phase: the update, and (p.p, p.g) of its step p.
+template <bool AMSGRAD, bool MASTER, bool SR, class T, class S>
+Sums<2> swats_adam(const SwatsTensor<T, S>& t, const SwatsOptions& o, double step_size,
+                   std::uint32_t stream, int threads) {
   const bool l2 = o.weight_decay != 0.0;
-  T* param = t.param;
-  const T* grad = t.grad;
-  S* m_ = t.state[Swats::kExpAvg];
-  S* v_ = t.state[Swats::kExpAvgSq];
-  S* vmax = t.state[Swats::kMaxExpAvgSq];
-  S* master = t.master_param;
   return reduce_blocks(
       t.numel, threads, Sums<2>{},
       [&](std::size_t b, std::size_t e) {
         Sums<2> s;
-        for (std::size_t j = b; j < e; ++j) {
-          C g = load(grad[j]);
-          C p = load_param<MASTER, SR>(param, master, j);
-          if (l2) g = madd(p, wd, g);  // grad.add(p, alpha=weight_decay)
-          const C m = madd(one_minus_beta1, g, load(m_[j]) * beta1);
-          const C v = second_moment(load(v_[j]), g, beta2, one_minus_beta2);
-          C v_hat = v;
-          if constexpr (AMSGRAD) {
-            const C v0 = load(vmax[j]);
-            v_hat = (v > v0 || v != v) ? v : v0;
-            vmax[j] = store<S>(v_hat);
-          }
-          const C step = neg_step * (m / (std::sqrt(v_hat) + eps));
-          p = p + step;
-          m_[j] = store<S>(m);
-          v_[j] = store<S>(v);
-          store_result<MASTER, SR>(param, master, j, p, stream);
-          s.v[0] += static_cast<double>(step) * static_cast<double>(step);
-          s.v[1] += static_cast<double>(step) * static_cast<double>(g);
-        }
+        if (l2)
+          swats_adam_range<AMSGRAD, true, MASTER, SR>(
+              t.param, t.grad, t.state[Swats::kExpAvg], t.state[Swats::kExpAvgSq],
+              t.state[Swats::kMaxExpAvgSq], t.master_param, o, step_size, stream, b, e, s);
+        else
+          swats_adam_range<AMSGRAD, false, MASTER, SR>(
+              t.param, t.grad, t.state[Swats::kExpAvg], t.state[Swats::kExpAvgSq],
+              t.state[Swats::kMaxExpAvgSq], t.master_param, o, step_size, stream, b, e, s);
         return s;
       },
       [](Sums<2> acc, const Sums<2>& p) { return acc += p; });
