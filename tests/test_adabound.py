@@ -188,3 +188,51 @@ def test_loads_a_reference_checkpoint():
 def test_constructor_validation(kwargs, words):
     with pytest.raises(ValueError, match=words):
         optimcore.AdaBound([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_reference_checkpoint_mid_schedule_keeps_the_base_lr():
+    """A reference checkpoint has no base_lr: loading it keeps the one this optimizer was built
+    with, as the reference does, so the bounds do not jump."""
+    from torch.optim.lr_scheduler import StepLR
+    torch.manual_seed(0)
+    x0 = torch.randn(6, dtype=torch.float64)
+    gs = [torch.randn(6, dtype=torch.float64) for _ in range(10)]
+
+    def run_(cls, ck=None):
+        p = torch.nn.Parameter(x0.clone())
+        opt = cls([p], lr=1e-2)
+        sched = StepLR(opt, 1, 0.5)
+        if ck:
+            p.data.copy_(ck[0])
+            opt.load_state_dict(ck[1])
+            sched.load_state_dict(ck[2])
+        out = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for t in range(5 if ck else 0, 10):
+                p.grad = gs[t].clone()
+                opt.step()
+                sched.step()
+                if t == 4 and not ck:
+                    out = (p.detach().clone(), copy.deepcopy(opt.state_dict()),
+                           sched.state_dict())
+        return p, out
+
+    full, ck = run_(adabound.AdaBound)
+    resumed, _ = run_(optimcore.AdaBound, ck)
+    torch.testing.assert_close(resumed, full, rtol=1e-12, atol=1e-14)
+
+
+def test_complex_parameter_core_and_torch_path_agree():
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(3, dtype=torch.complex128))
+    b = torch.nn.Parameter(a.detach().clone())
+    oa = optimcore.AdaBound([a], lr=1e-2, amsbound=True)
+    ob = optimcore.AdaBound([b], lr=torch.tensor(1e-2, dtype=torch.float32), amsbound=True)
+    for _ in range(3):
+        g = torch.randn(3, dtype=torch.complex128)
+        a.grad, b.grad = g.clone(), g.clone()
+        oa.step()
+        ob.step()
+    assert ob.last_step_paths == ["torch"]
+    torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)

@@ -70,3 +70,65 @@ def test_checkpoint_from_lion_pytorch_continues():
 def test_constructor_validation(kwargs, words):
     with pytest.raises(ValueError, match=words):
         optimcore.Lion([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_lion_pytorch_checkpoint_keeps_decoupled_decay_and_initial_lr():
+    """lion-pytorch keeps decoupled_weight_decay and its initial lr on the optimizer object:
+    loading its checkpoint keeps this optimizer's (built with the same arguments), also after
+    a schedule changed lr."""
+    torch.manual_seed(0)
+    x0 = torch.randn(6, dtype=torch.float64)
+    gs = [torch.randn(6, dtype=torch.float64) for _ in range(8)]
+    kw = dict(lr=1e-3, weight_decay=1.0, decoupled_weight_decay=True)
+    ref = torch.nn.Parameter(x0.clone())
+    oref = lion_pytorch.Lion([ref], **kw)
+    sched = torch.optim.lr_scheduler.StepLR(oref, 2, 0.5)
+    for g in gs[:4]:
+        ref.grad = g.clone()
+        oref.step()
+        sched.step()
+    p = torch.nn.Parameter(ref.detach().clone())
+    opt = optimcore.Lion([p], **kw)
+    opt.load_state_dict(oref.state_dict())
+    assert opt.param_groups[0]["decoupled_weight_decay"] is True
+    assert opt.param_groups[0]["base_lr"] == 1e-3
+    for g in gs[4:]:
+        ref.grad = g.clone()
+        p.grad = g.clone()
+        oref.step()
+        opt.step()
+    assert torch.equal(p, ref)
+
+
+def test_decoupled_decay_divides_by_the_constructor_lr_in_every_group():
+    p = [torch.nn.Parameter(torch.ones(4)) for _ in range(2)]
+    q = [torch.nn.Parameter(torch.ones(4)) for _ in range(2)]
+    kw = dict(lr=1e-3, weight_decay=0.1, decoupled_weight_decay=True)
+    opt = optimcore.Lion([{"params": [p[0]]}, {"params": [p[1]], "lr": 1e-2}], **kw)
+    ref = lion_pytorch.Lion([{"params": [q[0]]}, {"params": [q[1]], "lr": 1e-2}], **kw)
+    for x in p + q:
+        x.grad = torch.zeros(4)
+    opt.step()
+    ref.step()
+    for a, b in zip(p, q):
+        assert torch.equal(a, b)
+    opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))], "lr": 0.0})
+    opt.param_groups[2]["params"][0].grad = torch.zeros(2)
+    opt.step()  # lr=0 in an added group: no division by it
+
+
+def test_complex_parameter_core_and_torch_path_agree():
+    """A complex parameter is stepped as pairs of reals on both paths (a tensor lr sends the
+    group to the torch-ops step)."""
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(3, dtype=torch.complex64))
+    b = torch.nn.Parameter(a.detach().clone())
+    oa = optimcore.Lion([a], lr=2.0 ** -7)
+    ob = optimcore.Lion([b], lr=torch.tensor(2.0 ** -7))
+    for _ in range(3):
+        g = torch.randn(3, dtype=torch.complex64)
+        a.grad, b.grad = g.clone(), g.clone()
+        oa.step()
+        ob.step()
+    assert ob.last_step_paths == ["torch"]
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

@@ -67,8 +67,11 @@ def test_core_equals_its_torch_ops_step_across_the_switch(dtype):
     ours, opt = run(optimcore.SWATS, 200, dtype, lr=1e-2, switch_tolerance=1e-3)
     ref, ref_opt = run(reference_class(optimcore.SWATS), 200, dtype, lr=1e-2,
                        switch_tolerance=1e-3)
-    assert opt.switches() == ref_opt.switches()
-    assert opt.switches()[0][2] > 0  # the weight switched
+    ours_s, ref_s = opt.switches(), ref_opt.switches()
+    assert [s[:3] for s in ours_s] == [s[:3] for s in ref_s]  # who switched, when
+    for a, b in zip(ours_s, ref_s):  # the learned rates (float32: dot products of float32 steps)
+        assert a[3] == pytest.approx(b[3], rel=1e-12 if dtype == F64 else 1e-6)
+    assert ours_s[0][2] > 0  # the weight switched
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == F64 else dict(rtol=1e-5, atol=1e-6)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, **tol)
@@ -107,14 +110,64 @@ def test_checkpoint_resumes_across_the_switch():
         assert torch.equal(a, b)
 
 
-def test_scheduler_scales_the_learned_rate():
-    """lr / base_lr scales the learned SGD rate; the learned rate itself is kept."""
-    def halve(opt):
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 if e < 20 else 0.5)
-    _, opt = run(optimcore.SWATS, 30, lr=1e-2, switch_tolerance=1e-3, sched=halve)
-    state = opt.state[opt.param_groups[0]["params"][0]]
-    assert opt.param_groups[0]["lr"] == 5e-3 and opt.param_groups[0]["base_lr"] == 1e-2
-    assert float(state["sgd_lr"]) > 0  # not overwritten by the scheduler
+def test_scheduler_scales_the_learned_rate_once():
+    """The same lr at every step, one set directly and one through a scheduler, gives the same
+    run before and after the switch: the SGD phase scales the learned rate by lr / (lr at the
+    switch), not by the scheduler's total factor."""
+    direct, opt = run(optimcore.SWATS, 60, lr=1e-3, switch_tolerance=1e-2)
+    scheduled, opt2 = run(optimcore.SWATS, 60, lr=1e-2, switch_tolerance=1e-2,
+                          sched=lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda e: 0.1))
+    assert any(s > 0 for _, _, s, _ in opt.switches())
+    assert opt.switches() == opt2.switches()
+    for a, b in zip(direct, scheduled):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    state = opt2.state[opt2.param_groups[0]["params"][0]]
+    assert state["exp_avg2"].dtype == F64 and state["switch_lr"].dtype == F64
+    torch.testing.assert_close(state["switch_lr"], torch.tensor(1e-3, dtype=F64))
+
+
+def test_halving_after_the_switch_halves_the_sgd_step():
+    _, opt = run(optimcore.SWATS, 40, lr=1e-2, switch_tolerance=1e-3)
+    w = opt.param_groups[0]["params"][0]
+    state = opt.state[w]
+    assert int(state["switched_at"]) > 0
+    before = w.detach().clone()
+    buf = state["momentum_buffer"].clone()
+    opt.param_groups[0]["lr"] = 5e-3
+    loss_fn = problem()
+    opt.zero_grad()
+    loss_fn(w, opt.param_groups[0]["params"][1]).backward()
+    g = w.grad.clone()
+    opt.step()
+    rate = float(state["sgd_lr"]) * 0.5
+    torch.testing.assert_close(w.detach(), before - 0.1 * rate * (0.9 * buf + g), rtol=1e-12,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_scalar_state_loads_exactly_for_16_bit_parameters(dtype):
+    p = torch.nn.Parameter(torch.randn(8).to(dtype))
+    opt = optimcore.SWATS([p])
+    p.grad = torch.randn(8).to(dtype)
+    opt.step()
+    opt.state[p]["sgd_lr"].fill_(0.0048377532)
+    opt.state[p]["switched_at"].fill_(70001.0)
+    opt2 = optimcore.SWATS([p])
+    opt2.load_state_dict(opt.state_dict())
+    assert float(opt2.state[p]["sgd_lr"]) == 0.0048377532
+    assert float(opt2.state[p]["switched_at"]) == 70001.0
+    assert opt2.switches()[0][2] == 70001
+
+
+def test_loads_a_torch_optimizer_checkpoint_into_the_adam_phase():
+    torch_optimizer = pytest.importorskip("torch_optimizer")
+    whole, _ = run(torch_optimizer.SWATS, 10, lr=1e-2, eps=1e-8)
+    first, ref = run(torch_optimizer.SWATS, 4, lr=1e-2, eps=1e-8)
+    assert all(g["phase"] == "ADAM" for g in ref.param_groups)
+    resumed, opt = run(optimcore.SWATS, 6, state=copy.deepcopy(ref.state_dict()), start=first,
+                       lr=1e-2, switch_tolerance=0.0)
+    for a, b in zip(resumed, whole):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -175,6 +175,15 @@ class CoreOptimizer(Optimizer):
         planning, before anything is written."""
         raise NotImplementedError
 
+    #: Group keys a checkpoint may lack (one saved by the rule's published implementation, which
+    #: keeps them on the optimizer object): load_state_dict keeps this optimizer's values.
+    _group_keys_kept_on_load: tuple = ()
+
+    def _scalar_dtype(self, key: str) -> torch.dtype:
+        """The dtype of a per-tensor scalar state (float32, torch's scalar dtype, unless the rule
+        needs more)."""
+        return torch.float32
+
     def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
         """A per-tensor scalar state (a 0-d tensor, like NAdam's mu_product) as torch's first
         step makes it."""
@@ -213,7 +222,7 @@ class CoreOptimizer(Optimizer):
             cls._state_names = info["state"]
             cls._filled_state = frozenset(info["fills_new_state"])
             cls._scalar_names = info["scalar_state"]
-            unknown = set(cls._optional_state) - set(cls._state_names)
+            unknown = set(cls._optional_state) - set(cls._state_names) - set(cls._scalar_names)
             if unknown:
                 raise TypeError(f"{cls.__name__}._optional_state names state the compiled rule "
                                 f"'{cls._rule}' does not have: {sorted(unknown)}")
@@ -269,8 +278,14 @@ class CoreOptimizer(Optimizer):
         """As torch's, except that float32 state of 16-bit parameters trained with
         master_weights=True stays float32 (torch casts floating state to the parameter dtype)."""
         keep = keep_master_state(state_dict)
+        kept = [{k: g[k] for k in self._group_keys_kept_on_load if k in g}
+                for g in self.param_groups]
         super().load_state_dict(state_dict)
         restore_master_state(self, state_dict, keep)
+        for group, saved, mine in zip(self.param_groups, state_dict["param_groups"], kept):
+            for key, value in mine.items():
+                if key not in saved:
+                    group[key] = value
 
     def add_param_group(self, param_group: dict) -> None:
         for key, value in getattr(self, "_core_options", {}).items():

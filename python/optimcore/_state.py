@@ -147,8 +147,9 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
                 and s.is_floating_point()):
             raise RuntimeError(f"{where}: state '{key}' must be a one-element real CPU tensor, "
                                f"got {s!r}")
-        if s.dtype != torch.float32 or not s.is_contiguous():
-            # The kernels keep per-tensor scalars in float32 (torch's default scalar dtype).
+        if s.dtype != opt._scalar_dtype(key) or not s.is_contiguous():
+            # The kernels keep per-tensor scalars in float32 (torch's default scalar dtype), or
+            # in the dtype the rule asks for.
             raise TorchStep(f"state '{key}' is {s.dtype}")
     if not create and changed:
         return None

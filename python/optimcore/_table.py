@@ -94,7 +94,7 @@ def span(t: torch.Tensor):
 def check_param(where: str, p: torch.Tensor) -> None:
     """Raise unless the kernels can update p in place; TorchStep for a device they do not run on."""
     if p.device.type != "cpu":
-        raise TorchStep(f"parameter {where.rsplit(', ', 1)[-1]} is on {p.device}")
+        raise TorchStep(f"{where.rsplit(', ', 1)[-1]} is on {p.device}")
     if p.layout != torch.strided:
         raise RuntimeError(f"{where}: parameter has layout {p.layout}; expected torch.strided")
     t = local(p)

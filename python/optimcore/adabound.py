@@ -6,8 +6,8 @@ Differences from the reference, where it does not work as intended:
 
 - Each group keeps its base learning rate in the group (``group["base_lr"]``, its lr when
   added), so it survives ``state_dict``/``load_state_dict`` and a resumed run continues the
-  exact trajectory (the reference keeps ``base_lrs`` on the optimizer object only). A
-  checkpoint without it (the reference's) takes the group's current lr.
+  exact trajectory (the reference keeps ``base_lrs`` on the optimizer object only). Loading a
+  checkpoint without it (the reference's) keeps this optimizer's, as the reference does.
 - Groups added with ``add_param_group`` are updated (the reference zips the groups with the
   base lrs of the constructor and silently skips later groups).
 - ``final_lr`` is scaled by ``lr / base_lr`` as in the reference; with ``base_lr == 0`` (built
@@ -29,6 +29,10 @@ from ._optimizer import CoreOptimizer, hyperparameter
 from ._state import new_step, to_float
 
 __all__ = ["AdaBound"]
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 class AdaBound(CoreOptimizer):
@@ -56,6 +60,7 @@ class AdaBound(CoreOptimizer):
     # Its torch-ops step (the reference's) steps with state or gradients of another dtype:
     # such a group takes it.
     _torch_steps_mixed_dtypes = True
+    _group_keys_kept_on_load = ("base_lr",)  # a reference checkpoint has none
     #: AdaBoundW: AdamW's decoupled weight decay (p *= 1 - lr * weight_decay).
     _decoupled = False
 
@@ -130,12 +135,15 @@ class AdaBound(CoreOptimizer):
                 if grad.is_sparse:
                     raise RuntimeError(self._sparse_message)
                 state = self.state[p]
+                param = p
+                p, grad = _real(p), _real(grad)  # as the core: complex as pairs of reals
                 if "step" not in state:
                     state["step"] = new_step(group)
                 for key in ("exp_avg", "exp_avg_sq") + (
                         ("max_exp_avg_sq",) if h["amsbound"] else ()):
                     if key not in state:
-                        state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                        state[key] = torch.zeros_like(param,
+                                                      memory_format=torch.preserve_format)
                 state["step"] += 1
                 t = float(state["step"])
                 if h["weight_decay"] != 0:
@@ -143,12 +151,13 @@ class AdaBound(CoreOptimizer):
                         p.mul_(1 - h["lr"] * h["weight_decay"])
                     else:
                         grad = grad.add(p, alpha=h["weight_decay"])
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg, exp_avg_sq = _real(state["exp_avg"]), _real(state["exp_avg_sq"])
                 exp_avg.mul_(h["beta1"]).add_(grad, alpha=1 - h["beta1"])
                 exp_avg_sq.mul_(h["beta2"]).addcmul_(grad, grad, value=1 - h["beta2"])
                 if h["amsbound"]:
-                    torch.max(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    denom = state["max_exp_avg_sq"].sqrt().add_(h["eps"])
+                    max_sq = _real(state["max_exp_avg_sq"])
+                    torch.max(max_sq, exp_avg_sq, out=max_sq)
+                    denom = max_sq.sqrt().add_(h["eps"])
                 else:
                     denom = exp_avg_sq.sqrt().add_(h["eps"])
                 bias_correction1 = 1 - h["beta1"] ** t
@@ -156,7 +165,7 @@ class AdaBound(CoreOptimizer):
                 step_size = h["lr"] * math.sqrt(bias_correction2) / bias_correction1
                 final_lr = h["final_lr"]
                 lower = final_lr * (1 - 1 / (h["gamma"] * t + 1))
-                upper = final_lr * (1 + 1 / (h["gamma"] * t))
+                upper = final_lr * (1 + 1 / (h["gamma"] * t)) if h["gamma"] else math.inf
                 step = torch.full_like(denom, step_size)
                 step.div_(denom).clamp_(lower, upper).mul_(exp_avg)
                 p.add_(-step)

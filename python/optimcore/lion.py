@@ -2,10 +2,11 @@
 (arXiv:2302.06675), numerically the widely used lion-pytorch package (0.2.5), on optimcore's
 C++ core (csrc/include/optimcore/lion.hpp).
 
-As lion-pytorch: ``decoupled_weight_decay=True`` divides weight_decay by the initial lr
-(``group["base_lr"]`` here, kept in the group so checkpoints carry it; lion-pytorch keeps one
-value on the optimizer), and its constructor asserts ``lr > 0`` and betas in [0, 1] (here:
-ValueError with the value).
+As lion-pytorch: ``decoupled_weight_decay=True`` divides weight_decay by the constructor's lr,
+for every group (``group["base_lr"]`` here, kept in the group so checkpoints carry it;
+lion-pytorch keeps it and the flag on the optimizer object, so loading one of its checkpoints
+keeps this optimizer's), and the constructor refuses ``lr <= 0`` and betas outside [0, 1]
+(lion-pytorch asserts).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from ._optimizer import CoreOptimizer, hyperparameter
 from ._state import to_float
 
 __all__ = ["Lion"]
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 class Lion(CoreOptimizer):
@@ -50,16 +55,20 @@ class Lion(CoreOptimizer):
                         decoupled_weight_decay=decoupled_weight_decay)
         Optimizer.__init__(self, params, defaults)
 
+    # lion-pytorch keeps both on the optimizer: loading its checkpoint keeps this optimizer's.
+    _group_keys_kept_on_load = ("base_lr", "decoupled_weight_decay")
+
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        group.setdefault("base_lr", to_float(group["lr"]))
+        # The constructor's lr for every group, as lion-pytorch divides by its _init_lr.
+        group.setdefault("base_lr", to_float(self.defaults["lr"]))
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("base_lr", to_float(group["lr"]))
+            group.setdefault("base_lr", to_float(self.defaults["lr"]))
 
     def _weight_decay(self, group: dict) -> float:
         wd = hyperparameter(group, "weight_decay")
@@ -89,9 +98,11 @@ class Lion(CoreOptimizer):
                 state = self.state[p]
                 if "exp_avg" not in state:
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                exp_avg = state["exp_avg"]
+                # as the core: a complex parameter as pairs of reals
+                exp_avg, grad = _real(state["exp_avg"]), _real(p.grad)
+                p = _real(p)
                 p.mul_(1.0 - h["lr"] * h["weight_decay"])
-                update = exp_avg.clone().mul_(h["beta1"]).add(p.grad,
+                update = exp_avg.clone().mul_(h["beta1"]).add(grad,
                                                               alpha=1.0 - h["beta1"]).sgn_()
                 p.add_(update, alpha=-h["lr"])
-                exp_avg.mul_(h["beta2"]).add_(p.grad, alpha=1.0 - h["beta2"])
+                exp_avg.mul_(h["beta2"]).add_(grad, alpha=1.0 - h["beta2"])

@@ -15,14 +15,19 @@ Choices where the paper leaves them open, and how the popular collections differ
   (default 1e-6; the paper's 1e-9 is absolute, on rates of about 1e-3); torch_optimizer uses
   ``allclose(rtol=1e-6)``.
 - **SGD phase** as the paper: ``v = beta1 v + g; x -= (1 - beta1) * sgd_lr * v``, with
-  ``sgd_lr`` scaled by ``lr / base_lr`` so LR schedulers scale the learned rate instead of
-  overwriting it. torch_optimizer scales its momentum buffer by ``1 - beta1`` in place every
-  step (its buffer then decays differently from the paper's v).
+  ``sgd_lr`` scaled by ``lr / switch_lr`` (the lr when it switched), so an LR schedule scales
+  the learned rate from the switch on, instead of overwriting it. torch_optimizer scales its
+  momentum buffer by ``1 - beta1`` in place every step (its buffer then decays differently
+  from the paper's v).
 
 State per tensor: ``step``, ``exp_avg``, ``exp_avg_sq`` (``max_exp_avg_sq`` with amsgrad),
-``momentum_buffer`` (zeros until the switch), and float32 0-d tensors ``exp_avg2`` (lambda),
-``sgd_lr`` (the learned rate) and ``switched_at`` (the step it switched at; 0: still Adam). All
-survive checkpoints; ``optimizer.switches()`` lists them.
+``momentum_buffer`` (zeros until the switch), and 0-d tensors ``exp_avg2`` (lambda),
+``sgd_lr`` (the learned rate), ``switch_lr`` (float64) and ``switched_at`` (float32: the step
+it switched at; 0: still Adam). lambda is float64: in float32 it stops moving ~3e-5 short of
+its limit, before a 1e-6 test can pass. All survive checkpoints exactly (``load_state_dict``
+takes them from the checkpoint as saved, not through torch's cast to the parameter's dtype);
+a torch_optimizer.SWATS checkpoint loads into the Adam phase. ``optimizer.switches()`` lists
+them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import torch
 from torch.optim.optimizer import Optimizer
 
 from ._optimizer import CoreOptimizer, hyperparameter
-from ._state import new_step, to_float
+from ._state import new_step
 
 __all__ = ["SWATS"]
 
@@ -44,7 +49,7 @@ class SWATS(CoreOptimizer):
     Args:
         params (iterable): parameters to optimize or dicts defining parameter groups.
         lr (float): Adam's learning rate (default: 1e-3); after the switch it scales the learned
-            SGD rate by lr / base_lr (base_lr: the group's lr when it was added).
+            SGD rate by lr / (the lr at the switch).
         betas (Tuple[float, float]): Adam's coefficients; beta1 is also the SGD momentum and
             beta2 the estimate's averaging (default: (0.9, 0.999)).
         eps (float): Adam's denominator term (default: 1e-8).
@@ -54,9 +59,15 @@ class SWATS(CoreOptimizer):
     """
 
     _rule = "swats"
-    _optional_state = frozenset({"max_exp_avg_sq"})
+    # max_exp_avg_sq: amsgrad switched on mid-training; the others: a torch_optimizer.SWATS
+    # checkpoint (its exp_avg2 is kept), zero-initialised as on a first step.
+    _optional_state = frozenset({"max_exp_avg_sq", "momentum_buffer", "sgd_lr", "switch_lr",
+                                 "switched_at"})
+    _SCALARS = {"exp_avg2": torch.float64, "sgd_lr": torch.float64,
+                "switch_lr": torch.float64, "switched_at": torch.float32}
     _sparse_message = "SWATS does not support sparse gradients"
     _torch_steps_mixed_dtypes = True  # its torch-ops step does
+    _group_keys_kept_on_load = ("switch_tolerance",)  # a torch_optimizer checkpoint has none
 
     def _init(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
               weight_decay: float = 0, amsgrad: bool = False, switch_tolerance: float = 1e-6):
@@ -76,36 +87,30 @@ class SWATS(CoreOptimizer):
                         switch_tolerance=switch_tolerance)
         Optimizer.__init__(self, params, defaults)
 
-    def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        group.setdefault("base_lr", to_float(group["lr"]))
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("base_lr", to_float(group["lr"]))
-
     def load_state_dict(self, state_dict: dict) -> None:
-        """As torch's, except that the per-tensor scalars stay float32 (torch casts floating
-        state to the parameter's dtype; these values are float32 by definition, so the cast
-        back is exact)."""
+        """As torch's, except that the per-tensor scalars keep their values exactly: torch
+        casts floating state to the parameter's dtype (bfloat16 would round them); they are
+        taken from the checkpoint as saved, in their own dtypes."""
+        saved = state_dict["state"]
+        ids = [i for g in state_dict["param_groups"] for i in g["params"]]
         super().load_state_dict(state_dict)
-        for state in self.state.values():
-            for key in ("exp_avg2", "sgd_lr", "switched_at"):
-                value = state.get(key)
-                if isinstance(value, torch.Tensor) and value.dtype != torch.float32:
-                    state[key] = value.to(torch.float32)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, p in zip(ids, params):
+            if i not in saved or p not in self.state:
+                continue
+            for key, dtype in self._SCALARS.items():
+                value = saved[i].get(key)
+                if isinstance(value, torch.Tensor):
+                    self.state[p][key] = value.detach().reshape(()).to("cpu", dtype).clone()
 
     def _uses_state(self, group: dict, key: str) -> bool:
         return key != "max_exp_avg_sq" or bool(group["amsgrad"])
 
-    def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(0.0, dtype=torch.float32)  # lambda, sgd_lr, switched_at
+    def _scalar_dtype(self, key: str) -> torch.dtype:
+        return self._SCALARS[key]
 
-    def _sgd_scale(self, group: dict, lr: float) -> float:
-        base_lr = hyperparameter(group, "base_lr")
-        return lr / base_lr if base_lr > 0.0 else (0.0 if lr == 0.0 else 1.0)
+    def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(0.0, dtype=self._SCALARS[key])
 
     def _hyperparameters(self, group: dict) -> dict:
         lr = hyperparameter(group, "lr")
@@ -117,7 +122,6 @@ class SWATS(CoreOptimizer):
             weight_decay=hyperparameter(group, "weight_decay"),
             amsgrad=bool(group["amsgrad"]),
             switch_tolerance=hyperparameter(group, "switch_tolerance"),
-            sgd_scale=self._sgd_scale(group, lr),
         )
 
     def switches(self) -> list:
@@ -142,7 +146,6 @@ class SWATS(CoreOptimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(self._sparse_message)
-                grad = p.grad
                 state = self.state[p]
                 if "step" not in state:
                     state["step"] = new_step(group)
@@ -150,24 +153,29 @@ class SWATS(CoreOptimizer):
                         ("max_exp_avg_sq",) if h["amsgrad"] else ()):
                     if key not in state:
                         state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                for key in ("exp_avg2", "sgd_lr", "switched_at"):
+                for key in self._SCALARS:
                     if key not in state:
                         state[key] = self._new_scalar_state(group, key, p)
+                real = torch.view_as_real if p.is_complex() else (lambda t: t)
+                grad, p = real(p.grad), real(p)  # as the core: complex as pairs of reals
                 state["step"] += 1
                 k = float(state["step"])
                 if h["weight_decay"] != 0:
                     grad = grad.add(p, alpha=h["weight_decay"])
                 if float(state["switched_at"]) > 0:
-                    buf = state["momentum_buffer"]
+                    buf = real(state["momentum_buffer"])
                     buf.mul_(beta1).add_(grad)
-                    p.add_(buf, alpha=-(1 - beta1) * float(state["sgd_lr"]) * h["sgd_scale"])
+                    switch_lr = float(state["switch_lr"])
+                    scale = h["lr"] / switch_lr if switch_lr > 0 else 1.0
+                    p.add_(buf, alpha=-(1 - beta1) * float(state["sgd_lr"]) * scale)
                     continue
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg, exp_avg_sq = real(state["exp_avg"]), real(state["exp_avg_sq"])
                 exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 if h["amsgrad"]:
-                    torch.max(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    denom = state["max_exp_avg_sq"].sqrt().add_(h["eps"])
+                    max_sq = real(state["max_exp_avg_sq"])
+                    torch.max(max_sq, exp_avg_sq, out=max_sq)
+                    denom = max_sq.sqrt().add_(h["eps"])
                 else:
                     denom = exp_avg_sq.sqrt().add_(h["eps"])
                 bias_correction1 = 1 - beta1 ** k
@@ -185,4 +193,5 @@ class SWATS(CoreOptimizer):
                     if k > 1 and corrected > 0 and math.fabs(corrected - gamma) <= \
                             h["switch_tolerance"] * math.fabs(gamma):
                         state["sgd_lr"].fill_(corrected)
+                        state["switch_lr"].fill_(h["lr"])
                         state["switched_at"].fill_(k)

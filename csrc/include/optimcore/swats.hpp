@@ -9,7 +9,9 @@
 //                switch when k > 1, lambda_k / (1 - beta2^k) > 0 and
 //                |lambda_k / (1 - beta2^k) - gamma_k| <= switch_tolerance |gamma_k|:
 //                sgd_lr = lambda_k / (1 - beta2^k), switched_at = k
-//   SGD phase:   v = beta1 v + g; x -= (1 - beta1) sgd_lr * lr / base_lr * v
+//   SGD phase:   v = beta1 v + g; x -= (1 - beta1) sgd_lr * (lr / switch_lr) * v
+//                (switch_lr: the lr at the switch, so a schedule scales the learned rate from
+//                there on, once)
 // The Adam phase is torch.optim.Adam's (L2 weight decay in the gradient, amsgrad) with the
 // step written as torch_optimizer.SWATS writes it (p = -step_size * (exp_avg / denom)). The dot
 // products of a tensor are one deterministic block reduction (same bits for any thread count).
@@ -39,13 +41,12 @@ struct SwatsOptions : StepOptions {
   double weight_decay = 0.0;
   bool amsgrad = false;
   double switch_tolerance = 1e-6;  // relative; the paper's 1e-9 absolute on rates ~1e-3
-  double sgd_scale = 1.0;          // lr / base_lr: schedulers scale the learned rate
 
   template <class F>
   void each(F&& f) {
     f("lr", lr); f("beta1", beta1); f("beta2", beta2); f("eps", eps);
     f("weight_decay", weight_decay); f("amsgrad", amsgrad);
-    f("switch_tolerance", switch_tolerance); f("sgd_scale", sgd_scale);
+    f("switch_tolerance", switch_tolerance);
   }
 };
 
@@ -54,10 +55,12 @@ struct Swats {
   enum State : std::size_t { kExpAvg, kExpAvgSq, kMaxExpAvgSq, kMomentum, kStates };
   static constexpr const char* state_names[kStates] = {"exp_avg", "exp_avg_sq",
                                                        "max_exp_avg_sq", "momentum_buffer"};
-  // Per-tensor scalars (float32 0-d tensors): lambda, the learned SGD rate, the switch step.
-  enum Scalar : std::size_t { kExpAvg2, kSgdLr, kSwitchedAt, kScalars };
+  // Per-tensor scalars (0-d tensors): lambda, the learned SGD rate and the lr it was learned
+  // at (float64: a float32 lambda stops moving ~3e-5 short of its limit, before any 1e-6 test
+  // can pass), and the step of the switch (float32).
+  enum Scalar : std::size_t { kExpAvg2, kSgdLr, kSwitchLr, kSwitchedAt, kScalars };
   static constexpr const char* scalar_state_names[kScalars] = {"exp_avg2", "sgd_lr",
-                                                               "switched_at"};
+                                                               "switch_lr", "switched_at"};
   static constexpr std::uint32_t fills_new_state = 0;
   static constexpr bool counts_steps = true;
   using Options = SwatsOptions;
@@ -181,12 +184,13 @@ void swats_step(const SwatsTensor<T, S>* tensors, std::size_t count, const Swats
       const float step = *t.step + 1.0f;
       *t.step = step;
       const std::uint32_t stream = R ? tensor_stream(o.seed, i) : 0u;
-      float& lambda = *t.scalar[Swats::kExpAvg2];
-      float& sgd_lr = *t.scalar[Swats::kSgdLr];
+      double& lambda = *reinterpret_cast<double*>(t.scalar[Swats::kExpAvg2]);
+      double& sgd_lr = *reinterpret_cast<double*>(t.scalar[Swats::kSgdLr]);
+      double& switch_lr = *reinterpret_cast<double*>(t.scalar[Swats::kSwitchLr]);
       float& switched_at = *t.scalar[Swats::kSwitchedAt];
       if (switched_at > 0.0f) {
-        detail::swats_sgd<M, R>(t, o, static_cast<double>(sgd_lr) * o.sgd_scale, stream,
-                                threads);
+        const double scale = switch_lr > 0.0 ? o.lr / switch_lr : 1.0;
+        detail::swats_sgd<M, R>(t, o, sgd_lr * scale, stream, threads);
         return;
       }
       const double k = static_cast<double>(step);
@@ -199,12 +203,12 @@ void swats_step(const SwatsTensor<T, S>* tensors, std::size_t count, const Swats
       const double pg = s.v[1];
       if (pg != 0.0) {
         const double gamma = s.v[0] / -pg;
-        lambda = static_cast<float>(o.beta2 * static_cast<double>(lambda) +
-                                    (1.0 - o.beta2) * gamma);
-        const double corrected = static_cast<double>(lambda) / bias_correction2;
+        lambda = o.beta2 * lambda + (1.0 - o.beta2) * gamma;
+        const double corrected = lambda / bias_correction2;
         if (step > 1.0f && corrected > 0.0 &&
             std::fabs(corrected - gamma) <= o.switch_tolerance * std::fabs(gamma)) {
-          sgd_lr = static_cast<float>(corrected);
+          sgd_lr = corrected;
+          switch_lr = o.lr;
           switched_at = step;
         }
       }
