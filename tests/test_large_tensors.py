@@ -25,6 +25,8 @@ def _available_bytes() -> int:
 @pytest.mark.bigmem
 @pytest.mark.parametrize("rule", RULES, ids=[r.name for r in RULES])
 def test_index_arithmetic_past_2_31(rule):
+    if rule.per_tensor_reductions:
+        pytest.skip("per-tensor reductions: a slice does not step like the whole tensor")
     kwargs = rule.lean_kwargs or {k: v for k, v in rule.kwargs.items() if k != "amsgrad"}
     probe = torch.zeros(2, dtype=torch.bfloat16, requires_grad=True)
     probe_opt = rule.cls([probe], **kwargs)

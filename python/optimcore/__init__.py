@@ -17,6 +17,7 @@ from .adamax import Adamax
 from .adamw import AdamW
 from .asgd import ASGD
 from .conjugate_gradient import ConjugateGradient
+from .lamb import LAMB
 from .lbfgs import LBFGS
 from .lion import Lion
 from .nadam import NAdam
@@ -75,6 +76,7 @@ __all__ = [
     "AdaBoundW",
     "Lion",
     "SWATS",
+    "LAMB",
     "ConjugateGradient",
     "NAdam",
     "RAdam",

@@ -175,6 +175,10 @@ class CoreOptimizer(Optimizer):
         planning, before anything is written."""
         raise NotImplementedError
 
+    #: Per-tensor scalar state kept exactly across load_state_dict (torch casts floating state
+    #: to the parameter's dtype, which would round a float64 scalar of a float32 or bfloat16
+    #: parameter): taken from the checkpoint as saved, in ``_scalar_dtype``.
+    _exact_scalar_load = False
     #: Group keys a checkpoint may lack (one saved by the rule's published implementation, which
     #: keeps them on the optimizer object): load_state_dict keeps this optimizer's values.
     _group_keys_kept_on_load: tuple = ()
@@ -286,6 +290,18 @@ class CoreOptimizer(Optimizer):
             for key, value in mine.items():
                 if key not in saved:
                     group[key] = value
+        if self._exact_scalar_load:
+            saved = state_dict["state"]
+            ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+            params = [p for g in self.param_groups for p in g["params"]]
+            for i, p in zip(ids, params):
+                if i not in saved or p not in self.state:
+                    continue
+                for key in self._scalar_names:
+                    value = saved[i].get(key)
+                    if isinstance(value, torch.Tensor) and value.numel() == 1:
+                        self.state[p][key] = value.detach().reshape(()).to(
+                            "cpu", self._scalar_dtype(key)).clone()
 
     def add_param_group(self, param_group: dict) -> None:
         for key, value in getattr(self, "_core_options", {}).items():

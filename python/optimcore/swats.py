@@ -68,6 +68,7 @@ class SWATS(CoreOptimizer):
     _sparse_message = "SWATS does not support sparse gradients"
     _torch_steps_mixed_dtypes = True  # its torch-ops step does
     _group_keys_kept_on_load = ("switch_tolerance",)  # a torch_optimizer checkpoint has none
+    _exact_scalar_load = True
 
     def _init(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
               weight_decay: float = 0, amsgrad: bool = False, switch_tolerance: float = 1e-6):
@@ -86,22 +87,6 @@ class SWATS(CoreOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         switch_tolerance=switch_tolerance)
         Optimizer.__init__(self, params, defaults)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """As torch's, except that the per-tensor scalars keep their values exactly: torch
-        casts floating state to the parameter's dtype (bfloat16 would round them); they are
-        taken from the checkpoint as saved, in their own dtypes."""
-        saved = state_dict["state"]
-        ids = [i for g in state_dict["param_groups"] for i in g["params"]]
-        super().load_state_dict(state_dict)
-        params = [p for g in self.param_groups for p in g["params"]]
-        for i, p in zip(ids, params):
-            if i not in saved or p not in self.state:
-                continue
-            for key, dtype in self._SCALARS.items():
-                value = saved[i].get(key)
-                if isinstance(value, torch.Tensor):
-                    self.state[p][key] = value.detach().reshape(()).to("cpu", dtype).clone()
 
     def _uses_state(self, group: dict, key: str) -> bool:
         return key != "max_exp_avg_sq" or bool(group["amsgrad"])

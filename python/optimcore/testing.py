@@ -48,6 +48,9 @@ class Rule:
     # (the step re-evaluates a closure: one param group), "reduction" (per-tensor reductions:
     # non-empty parameters; tests/test_adafactor.py).
     params: str = "any"
+    # The step of a tensor depends on reductions over the whole tensor (LAMB's trust ratio,
+    # SWATS's projection): a slice does not step like the same elements inside the tensor.
+    per_tensor_reductions: bool = False
 
 
 def reference_class(cls: type) -> type:
@@ -193,12 +196,20 @@ RULES += [
     ),
     Rule(
         "SWATS", optimcore.SWATS, reference_class(optimcore.SWATS),
-        dict(lr=0.01, weight_decay=1e-2, switch_tolerance=1e-3),
+        dict(lr=0.01, weight_decay=1e-2, switch_tolerance=1e-3), per_tensor_reductions=True,
         bad_edits=[("betas", 0, 1.0, "betas[0]"), ("switch_tolerance", None, -1.0,
                                                    "switch_tolerance")],
         required_state=("step", "exp_avg", "exp_avg_sq"),
         lean_kwargs=dict(lr=0.01),
         extra_inputs=[dict(), dict(amsgrad=True, lr=0.05, switch_tolerance=1e-2)],
+    ),
+    Rule(
+        "LAMB", optimcore.LAMB, reference_class(optimcore.LAMB),
+        dict(lr=0.01, weight_decay=1e-2), per_tensor_reductions=True,
+        bad_edits=[("betas", 0, 1.0, "betas[0]"), ("clamp_value", None, -1.0, "clamp_value")],
+        required_state=("step", "exp_avg", "exp_avg_sq"),
+        extra_inputs=[dict(), dict(debias=True, lr=0.05), dict(adam=True, weight_decay=0.1),
+                      dict(clamp_value=0.5, eps=1e-8)],
     ),
     Rule(
         "Lion", optimcore.Lion, reference_class(optimcore.Lion),

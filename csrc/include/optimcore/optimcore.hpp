@@ -13,6 +13,7 @@
 #include "optimcore/adamax.hpp"
 #include "optimcore/asgd.hpp"
 #include "optimcore/conjugate_gradient.hpp"  // closure-driven (descent.hpp): its own entry
+#include "optimcore/lamb.hpp"
 #include "optimcore/lbfgs.hpp"  // closure-driven (descent.hpp): its own entry
 #include "optimcore/lion.hpp"
 #include "optimcore/nadam.hpp"
@@ -40,7 +41,8 @@
   X(asgd, Asgd)            \
   X(adabound, AdaBound)    \
   X(lion, Lion)             \
-  X(swats, Swats)
+  X(swats, Swats)           \
+  X(lamb, Lamb)
 
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1
