@@ -1,6 +1,7 @@
 """The rules torch.optim does not have, against their published implementations, interleaved in
 one process, median ms per step: AdaBound (and AMSBound) against PyPI ``adabound`` 0.0.5, Lion
-against ``lion-pytorch`` 0.2.5, SWATS (its Adam phase) against ``torch-optimizer`` 0.3.0, AdaBoundW against optimcore's own torch-ops step of it
+against ``lion-pytorch`` 0.2.5, SWATS (its Adam phase) and LAMB against ``torch-optimizer``
+0.3.0, AdaBoundW against optimcore's own torch-ops step of it
 (Luolc's AdaBoundW decays differently; see optimcore/adaboundw.py). float32, on one 16M-element
 tensor and on 2000 tensors of 256, with the in-place ``add_`` probe's bandwidth for reference.
 
@@ -47,6 +48,9 @@ def references():
         # with switch_tolerance=0 and torch_optimizer is put back into it after each step.
         ("SWATS", optimcore.SWATS, torch_optimizer and _adam_phase(torch_optimizer.SWATS),
          dict(lr=1e-3, eps=1e-8), 28),
+        # two passes: moments and norms (24 bytes), then the step (16)
+        ("LAMB", optimcore.LAMB, torch_optimizer and torch_optimizer.Lamb,
+         dict(lr=1e-3, weight_decay=1e-2), 40),
     ]
 
 

@@ -9,9 +9,9 @@ and each implementation's float32 error against a float64 ground truth (the refe
 float64 from the same starting values and gradients).
 
 The reference is torch.optim's class where torch has the rule, else the published package
-(AdaBound: ``adabound``, Lion: ``lion-pytorch``); AdaBoundW, whose published variant decays
-differently, is compared with optimcore's own torch-ops step of it, as are rules with no
-reference package installed (reported). ConjugateGradient has no reference here
+(AdaBound: ``adabound``, Lion: ``lion-pytorch``, LAMB: ``torch-optimizer``); AdaBoundW and SWATS,
+whose published variants differ (see their modules), are compared with optimcore's own torch-ops
+step, as are rules with no reference package installed (reported). ConjugateGradient has no reference here
 (tests/test_conjugate_gradient.py compares it with SciPy).
 
     python -m optimcore.compare                         # every rule, 1/10/100 steps
@@ -37,7 +37,8 @@ import optimcore
 from optimcore.testing import BY_NAME, RULES, reference_class
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-3}
-PUBLISHED = {"AdaBound": ("adabound", "AdaBound"), "Lion": ("lion_pytorch", "Lion")}
+PUBLISHED = {"AdaBound": ("adabound", "AdaBound"), "Lion": ("lion_pytorch", "Lion"),
+             "LAMB": ("torch_optimizer", "Lamb")}
 
 
 def reference_of(rule):
