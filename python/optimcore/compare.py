@@ -39,6 +39,8 @@ from optimcore.testing import BY_NAME, RULES, reference_class
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-3}
 PUBLISHED = {"AdaBound": ("adabound", "AdaBound"), "Lion": ("lion_pytorch", "Lion"),
              "LAMB": ("torch_optimizer", "Lamb")}
+DIFFERENT = {"AdaBoundW": "Luolc's AdaBoundW decays differently: see optimcore/adaboundw.py",
+             "SWATS": "torch_optimizer.SWATS switches per group: see optimcore/swats.py"}
 
 
 def reference_of(rule):
@@ -55,7 +57,8 @@ def reference_of(rule):
         return getattr(torch.optim, rule.name), f"torch.optim.{rule.name}", ""
     if rule.params == "closure":
         return None, "", "no reference implementation (see tests/test_conjugate_gradient.py)"
-    return reference_class(rule.cls), f"optimcore torch-ops {rule.name}", "no published package"
+    return (reference_class(rule.cls), f"optimcore torch-ops {rule.name}",
+            DIFFERENT.get(rule.name, "no published package"))
 
 
 def make_params(kind: str, dtype, seed: int = 0) -> list:
