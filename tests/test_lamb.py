@@ -94,3 +94,35 @@ def test_torch_optimizer_checkpoint_continues():
 def test_constructor_validation(kwargs, words):
     with pytest.raises(ValueError, match=words):
         optimcore.LAMB([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_weight_decay_zero_keeps_an_infinite_weight_to_itself():
+    """With weight_decay=0 the step has no wd * p term (as torch_optimizer): one infinite
+    weight does not turn the tensor into NaN."""
+    results = []
+    for cls in (torch_optimizer.Lamb, optimcore.LAMB):
+        p = torch.tensor([float("inf"), 1.0, 2.0], requires_grad=True)
+        opt = cls([p])
+        p.grad = torch.ones(3)
+        opt.step()
+        results.append((p.detach().clone(), float(opt.state[p]["adam_norm"])))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    assert results[1][1] == pytest.approx(results[0][1], rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", [optimcore.LAMB, optimcore.SWATS], ids=["LAMB", "SWATS"])
+def test_meta_device_takes_the_torch_path(cls):
+    p = torch.empty(3, device="meta", requires_grad=True)
+    opt = cls([p])
+    p.grad = torch.empty(3, device="meta")
+    opt.step()
+    assert opt.last_step_paths == ["torch"]
+
+
+def test_short_betas_edit_names_the_key():
+    p = torch.zeros(2, requires_grad=True)
+    opt = optimcore.LAMB([p])
+    opt.param_groups[0]["betas"] = (0.9,)
+    p.grad = torch.ones(2)
+    with pytest.raises(ValueError, match=r"betas\[1\]"):
+        opt.step()

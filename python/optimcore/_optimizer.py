@@ -48,8 +48,11 @@ def hyperparameter(group: dict, key: str, index: int | None = None, *, low: floa
     with `inclusive`): values a scheduler or a user writes into param_groups between steps are
     checked at every step, before anything is written, against the range torch's constructor
     accepts."""
-    value = group[key] if index is None else group[key][index]
     name = key if index is None else f"{key}[{index}]"
+    try:
+        value = group[key] if index is None else group[key][index]
+    except (IndexError, TypeError):
+        raise ValueError(f"{name}: {key}={group[key]!r} has no element {index}") from None
     if isinstance(value, (str, bytes)):
         raise ValueError(f"{name}={value!r} is not a number")
     try:

@@ -12,7 +12,9 @@ The choices, as arguments with torch_optimizer's defaults:
 
 torch_optimizer keeps ``clamp_value``, ``adam`` and ``debias`` on the optimizer object; here they
 are group options (a group can differ, and checkpoints carry them; loading a torch_optimizer
-checkpoint keeps this optimizer's). State per tensor: ``step`` (float32 tensor; torch_optimizer:
+checkpoint keeps this optimizer's). Its ``step`` is an int, here a float32 tensor as torch.optim
+keeps it: an optimcore checkpoint loaded into torch_optimizer with ``debias=True`` makes it
+compute ``beta ** step`` in float32 (a ~1e-8 drift in float64). State per tensor: ``step`` (float32 tensor; torch_optimizer:
 an int), ``exp_avg``, ``exp_avg_sq`` and, as torch_optimizer keeps them, ``weight_norm``,
 ``adam_norm`` and ``trust_ratio`` (float64 0-d tensors of the values in the parameter's
 precision).
@@ -139,6 +141,11 @@ class LAMB(CoreOptimizer):
                 if h["weight_decay"] != 0:
                     adam_step.add_(q, alpha=h["weight_decay"])
                 adam_norm = torch.norm(adam_step)
+                if q.is_meta:  # no values to branch on: the same ops, without the diagnostics
+                    trust = torch.where((weight_norm == 0) | (adam_norm == 0),
+                                        torch.ones_like(adam_norm), weight_norm / adam_norm)
+                    q.add_(adam_step * (-step_size * (1 if h["adam"] else trust)))
+                    continue
                 trust_ratio = 1 if weight_norm == 0 or adam_norm == 0 else weight_norm / adam_norm
                 state["weight_norm"].fill_(float(weight_norm))
                 state["adam_norm"].fill_(float(adam_norm))

@@ -147,7 +147,7 @@ class SWATS(CoreOptimizer):
                 k = float(state["step"])
                 if h["weight_decay"] != 0:
                     grad = grad.add(p, alpha=h["weight_decay"])
-                if float(state["switched_at"]) > 0:
+                if not p.is_meta and float(state["switched_at"]) > 0:
                     buf = real(state["momentum_buffer"])
                     buf.mul_(beta1).add_(grad)
                     switch_lr = float(state["switch_lr"])
@@ -168,6 +168,8 @@ class SWATS(CoreOptimizer):
                 step_size = h["lr"] * bias_correction2 ** 0.5 / bias_correction1
                 step = -step_size * (exp_avg / denom)
                 p.add_(step)
+                if p.is_meta:  # no values to estimate from
+                    continue
                 flat = step.reshape(-1).double()
                 pg = float(flat.dot(grad.reshape(-1).double()))
                 if pg != 0:

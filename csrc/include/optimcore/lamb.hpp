@@ -80,7 +80,8 @@ void lamb_moments(T* OPTIMCORE_RESTRICT param, const T* OPTIMCORE_RESTRICT grad,
     const C p = load_param<MASTER, SR>(param, master, j);
     const C m = madd(one_minus_beta1, g, load(m_[j]) * beta1);
     const C v = second_moment(load(v_[j]), g, beta2, one_minus_beta2);
-    const C a = madd(wd, p, m / (std::sqrt(v) + eps));  // adam_step.add_(p, alpha=wd)
+    const C r = m / (std::sqrt(v) + eps);
+    const C a = wd != C(0) ? madd(wd, p, r) : r;  // adam_step.add_(p, alpha=wd) if wd != 0
     m_[j] = store<S>(m);
     v_[j] = store<S>(v);
     ww[l] += static_cast<double>(p) * static_cast<double>(p);
@@ -106,7 +107,8 @@ void lamb_apply(T* OPTIMCORE_RESTRICT param, const S* OPTIMCORE_RESTRICT m_,
   const C eps = k.eps, wd = k.wd;
   for (std::size_t j = b; j < e; ++j) {
     const C p = load_param<MASTER, SR>(param, master, j);
-    const C a = madd(wd, p, load(m_[j]) / (std::sqrt(load(v_[j])) + eps));
+    const C r = load(m_[j]) / (std::sqrt(load(v_[j])) + eps);
+    const C a = wd != C(0) ? madd(wd, p, r) : r;
     store_result<MASTER, SR>(param, master, j, madd(alpha, a, p), stream);
   }
 }
