@@ -30,7 +30,8 @@ from torch.autograd.graph import increment_version
 from torch.optim import Optimizer
 
 from . import _C, _table
-from ._state import MASTER_KEY, TorchStep, check_loaded_state, keep_master_state, to_float
+from ._state import (MASTER_KEY, TorchStep, check_loaded_state, keep_master_state, new_step,
+                     to_float)
 from ._state import restore_master_state
 from ._table import DTYPE_CODES, FLAGS, NO_GRAD, Table, check_grads, dtype_of
 from ._table import grad_of
@@ -618,6 +619,20 @@ class CoreOptimizer(Optimizer):
         self._kernel(table.table.data_ptr() + first * table.width * 8,
                      grad_ptrs.buffer_info()[0] + first * 8, count,
                      DTYPE_CODES[table.dtype], table.master, sr, seed, num_threads, **hyper)
+
+    def _reference_state(self, group: dict, p: torch.Tensor) -> dict:
+        """p's state for ``_reference_step``, created as the compiled path creates it: step, the
+        per-element state the group's options use (zeros in p's layout), the scalars."""
+        state = self.state[p]
+        if self._has_step and "step" not in state:
+            state["step"] = new_step(group)
+        for key in self._state_keys(group):
+            if key is not None and key not in state:
+                state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        for key in self._scalar_names:
+            if key not in state:
+                state[key] = self._new_scalar_state(group, key, p)
+        return state
 
     def _reference_step(self) -> None:
         """A rule torch.optim does not have: its step in torch ops over ``self.param_groups``

@@ -26,13 +26,10 @@ import torch
 from torch.optim.optimizer import Optimizer
 
 from ._optimizer import CoreOptimizer, hyperparameter
-from ._state import new_step, to_float
+from ._state import to_float
+from ._table import real
 
 __all__ = ["AdaBound"]
-
-
-def _real(t: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
 
 
 class AdaBound(CoreOptimizer):
@@ -134,16 +131,8 @@ class AdaBound(CoreOptimizer):
                 grad = p.grad
                 if grad.is_sparse:
                     raise RuntimeError(self._sparse_message)
-                state = self.state[p]
-                param = p
-                p, grad = _real(p), _real(grad)  # as the core: complex as pairs of reals
-                if "step" not in state:
-                    state["step"] = new_step(group)
-                for key in ("exp_avg", "exp_avg_sq") + (
-                        ("max_exp_avg_sq",) if h["amsbound"] else ()):
-                    if key not in state:
-                        state[key] = torch.zeros_like(param,
-                                                      memory_format=torch.preserve_format)
+                state = self._reference_state(group, p)
+                p, grad = real(p), real(grad)  # as the core: complex as pairs of reals
                 state["step"] += 1
                 t = float(state["step"])
                 if h["weight_decay"] != 0:
@@ -151,11 +140,11 @@ class AdaBound(CoreOptimizer):
                         p.mul_(1 - h["lr"] * h["weight_decay"])
                     else:
                         grad = grad.add(p, alpha=h["weight_decay"])
-                exp_avg, exp_avg_sq = _real(state["exp_avg"]), _real(state["exp_avg_sq"])
+                exp_avg, exp_avg_sq = real(state["exp_avg"]), real(state["exp_avg_sq"])
                 exp_avg.mul_(h["beta1"]).add_(grad, alpha=1 - h["beta1"])
                 exp_avg_sq.mul_(h["beta2"]).addcmul_(grad, grad, value=1 - h["beta2"])
                 if h["amsbound"]:
-                    max_sq = _real(state["max_exp_avg_sq"])
+                    max_sq = real(state["max_exp_avg_sq"])
                     torch.max(max_sq, exp_avg_sq, out=max_sq)
                     denom = max_sq.sqrt().add_(h["eps"])
                 else:

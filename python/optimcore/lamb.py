@@ -28,13 +28,9 @@ import torch
 from torch.optim.optimizer import Optimizer
 
 from ._optimizer import CoreOptimizer, hyperparameter
-from ._state import new_step
+from ._table import real
 
 __all__ = ["LAMB"]
-
-
-def _real(t: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
 
 
 class LAMB(CoreOptimizer):
@@ -116,17 +112,9 @@ class LAMB(CoreOptimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(self._sparse_message)
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = new_step(group)
-                for key in ("exp_avg", "exp_avg_sq"):
-                    if key not in state:
-                        state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                for key in self._scalar_names:
-                    if key not in state:
-                        state[key] = self._new_scalar_state(group, key, p)
-                grad, q = _real(p.grad), _real(p)
-                exp_avg, exp_avg_sq = _real(state["exp_avg"]), _real(state["exp_avg_sq"])
+                state = self._reference_state(group, p)
+                grad, q = real(p.grad), real(p)
+                exp_avg, exp_avg_sq = real(state["exp_avg"]), real(state["exp_avg_sq"])
                 state["step"] += 1
                 exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

@@ -16,12 +16,9 @@ from torch.optim.optimizer import Optimizer
 
 from ._optimizer import CoreOptimizer, hyperparameter
 from ._state import to_float
+from ._table import real
 
 __all__ = ["Lion"]
-
-
-def _real(t: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
 
 
 class Lion(CoreOptimizer):
@@ -95,12 +92,10 @@ class Lion(CoreOptimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(self._sparse_message)
-                state = self.state[p]
-                if "exp_avg" not in state:
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state = self._reference_state(group, p)
                 # as the core: a complex parameter as pairs of reals
-                exp_avg, grad = _real(state["exp_avg"]), _real(p.grad)
-                p = _real(p)
+                exp_avg, grad = real(state["exp_avg"]), real(p.grad)
+                p = real(p)
                 p.mul_(1.0 - h["lr"] * h["weight_decay"])
                 update = exp_avg.clone().mul_(h["beta1"]).add(grad,
                                                               alpha=1.0 - h["beta1"]).sgn_()

@@ -38,7 +38,7 @@ import torch
 from torch.optim.optimizer import Optimizer
 
 from ._optimizer import CoreOptimizer, hyperparameter
-from ._state import new_step
+from ._table import real
 
 __all__ = ["SWATS"]
 
@@ -131,17 +131,7 @@ class SWATS(CoreOptimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError(self._sparse_message)
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = new_step(group)
-                for key in ("exp_avg", "exp_avg_sq", "momentum_buffer") + (
-                        ("max_exp_avg_sq",) if h["amsgrad"] else ()):
-                    if key not in state:
-                        state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                for key in self._SCALARS:
-                    if key not in state:
-                        state[key] = self._new_scalar_state(group, key, p)
-                real = torch.view_as_real if p.is_complex() else (lambda t: t)
+                state = self._reference_state(group, p)
                 grad, p = real(p.grad), real(p)  # as the core: complex as pairs of reals
                 state["step"] += 1
                 k = float(state["step"])

@@ -18,6 +18,7 @@
 
 #include "optimcore/closure.hpp"
 #include "optimcore/common.hpp"
+#include "optimcore/parallel.hpp"
 
 namespace optimcore {
 
@@ -169,21 +170,8 @@ void lamb_step(const LambTensor<T, S>* tensors, std::size_t count, const LambOpt
           },
           [](int a, int) { return a; });
     };
-    std::vector<std::size_t> small;
-    std::size_t small_total = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-      if (tensors[i].numel >= 2 * kParallelGrain) {
-        one(i, num_threads);
-      } else {
-        small.push_back(i);
-        small_total += tensors[i].numel;
-      }
-    }
-    const int nthreads = threads_for(small_total, num_threads);
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16) if (nthreads > 1)
-#endif
-    for (long long j = 0; j < static_cast<long long>(small.size()); ++j) one(small[j], 1);
+    for_each_tensor(
+        count, [&](std::size_t i) { return tensors[i].numel; }, num_threads, one);
   });
 }
 

@@ -74,6 +74,29 @@ void for_each_range(std::size_t count, Numel numel, int max_threads, Body body) 
 #endif
 }
 
+// For rules whose update of a tensor needs reductions over it (SWATS, LAMB): calls
+// one(i, threads) for every tensor i. Tensors of at least 2 * kParallelGrain elements go one
+// after another, each with all max_threads (to split inside, e.g. with reduce_blocks); the
+// smaller ones are spread over the threads whole, one thread each.
+template <class Numel, class One>
+void for_each_tensor(std::size_t count, Numel numel, int max_threads, One one) {
+  std::unique_ptr<std::size_t[]> small(new std::size_t[count > 0 ? count : 1]);
+  std::size_t n_small = 0, small_total = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (numel(i) >= 2 * kParallelGrain) {
+      one(i, max_threads);
+    } else {
+      small[n_small++] = i;
+      small_total += numel(i);
+    }
+  }
+  const int nthreads = threads_for(small_total, max_threads);
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16) if (nthreads > 1)
+#endif
+  for (long long k = 0; k < static_cast<long long>(n_small); ++k) one(small[k], 1);
+}
+
 // The pass every rule's step makes: one parallel pass over all elements of `count` tensors,
 // compiled once per storage variant (see with_storage). Calls body(master, sr, i, begin, end,
 // stream) with std::bool_constant `master` (float32 master copies) and `sr` (stochastic

@@ -24,6 +24,7 @@
 
 #include "optimcore/closure.hpp"
 #include "optimcore/common.hpp"
+#include "optimcore/parallel.hpp"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define OPTIMCORE_LAMBDA_INLINE __attribute__((always_inline))
@@ -213,23 +214,9 @@ void swats_step(const SwatsTensor<T, S>* tensors, std::size_t count, const Swats
         }
       }
     };
-    // Large tensors one after another, each split across the threads; small ones spread over
-    // the threads whole. Either way a tensor's sums come from the same fixed blocks.
-    std::vector<std::size_t> small;
-    std::size_t small_total = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-      if (tensors[i].numel >= 2 * kParallelGrain) {
-        one(i, num_threads);
-      } else {
-        small.push_back(i);
-        small_total += tensors[i].numel;
-      }
-    }
-    const int nthreads = threads_for(small_total, num_threads);
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 16) if (nthreads > 1)
-#endif
-    for (long long k = 0; k < static_cast<long long>(small.size()); ++k) one(small[k], 1);
+    // Either way a tensor's sums come from the same fixed blocks (reduce_blocks).
+    for_each_tensor(
+        count, [&](std::size_t i) { return tensors[i].numel; }, num_threads, one);
   });
 }
 
