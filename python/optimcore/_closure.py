@@ -458,10 +458,6 @@ def whole_number(name: str, value) -> int:
     return int(value)
 
 
-def flat_numel(params) -> int:
-    return sum(2 * p.numel() if p.is_complex() else p.numel() for p in params)
-
-
 def check_nonnegative(name: str, value, kind=float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             kind is int and not isinstance(value, int)):

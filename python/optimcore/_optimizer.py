@@ -66,6 +66,20 @@ def hyperparameter(group: dict, key: str, index: int | None = None, *, low: floa
     return x
 
 
+def check_adam_arguments(lr, eps, betas, weight_decay, *, lr_positive: bool = False) -> None:
+    """The constructor checks the Adam-like rules torch.optim does not have (AdaBound, SWATS,
+    LAMB) share, with torch.optim.Adam's messages; `lr_positive`: lr = 0 is refused too."""
+    if not (lr > 0.0 if lr_positive else lr >= 0.0):
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    for i in (0, 1):
+        if not 0.0 <= betas[i] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {betas[i]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
 def _tensor_hyperparameters(group: dict):
     """(key, tensor) for every tensor among the group's hyperparameters (betas included)."""
     for key, value in group.items():

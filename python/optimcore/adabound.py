@@ -25,7 +25,7 @@ import math
 import torch
 from torch.optim.optimizer import Optimizer
 
-from ._optimizer import CoreOptimizer, hyperparameter
+from ._optimizer import CoreOptimizer, check_adam_arguments, hyperparameter
 from ._state import to_float
 from ._table import real
 
@@ -64,20 +64,11 @@ class AdaBound(CoreOptimizer):
     def _init(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
               final_lr: float = 0.1, gamma: float = 1e-3, eps: float = 1e-8,
               weight_decay: float = 0, amsbound: bool = False):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        check_adam_arguments(lr, eps, betas, weight_decay)
         if not 0.0 <= final_lr:
             raise ValueError(f"Invalid final learning rate: {final_lr}")
         if not 0.0 <= gamma < 1.0:
             raise ValueError(f"Invalid gamma parameter: {gamma}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         defaults = dict(lr=lr, betas=betas, final_lr=final_lr, gamma=gamma, eps=eps,
                         weight_decay=weight_decay, amsbound=amsbound)
         Optimizer.__init__(self, params, defaults)

@@ -27,7 +27,7 @@ import math
 import torch
 from torch.optim.optimizer import Optimizer
 
-from ._optimizer import CoreOptimizer, hyperparameter
+from ._optimizer import CoreOptimizer, check_adam_arguments, hyperparameter
 from ._table import real
 
 __all__ = ["LAMB"]
@@ -59,16 +59,7 @@ class LAMB(CoreOptimizer):
     def _init(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-6,
               weight_decay: float = 0, clamp_value: float = 10, adam: bool = False,
               debias: bool = False):
-        if lr <= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if eps < 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if weight_decay < 0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_adam_arguments(lr, eps, betas, weight_decay, lr_positive=True)
         if clamp_value < 0.0:
             raise ValueError(f"Invalid clamp value: {clamp_value}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,

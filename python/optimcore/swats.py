@@ -37,7 +37,7 @@ import math
 import torch
 from torch.optim.optimizer import Optimizer
 
-from ._optimizer import CoreOptimizer, hyperparameter
+from ._optimizer import CoreOptimizer, check_adam_arguments, hyperparameter
 from ._table import real
 
 __all__ = ["SWATS"]
@@ -72,16 +72,7 @@ class SWATS(CoreOptimizer):
 
     def _init(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
               weight_decay: float = 0, amsgrad: bool = False, switch_tolerance: float = 1e-6):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_adam_arguments(lr, eps, betas, weight_decay)
         if not 0.0 <= switch_tolerance:
             raise ValueError(f"Invalid switch_tolerance: {switch_tolerance}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
