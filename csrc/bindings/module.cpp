@@ -1,5 +1,5 @@
-// optimcore._C: unpacks Python arguments and dispatches to the kernel table of the active SIMD
-// level. Tensors arrive as int64 tables of data pointers, built and validated by the Python layer
+// optimcore._C: unpacks Python arguments and calls the kernel table of the active SIMD level
+// (liboptimcore, csrc/lib). Tensors arrive as int64 tables of data pointers, built and validated by the Python layer
 // (python/optimcore/_optimizer.py), so this module never links libtorch.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,45 +12,16 @@
 #include <utility>
 #include <vector>
 
-#include "kernels.hpp"
+#include "optimcore/dispatch.hpp"
 #include "optimcore/overlap.hpp"
 
 namespace py = pybind11;
 namespace oc = optimcore;
-namespace ob = optimcore::bindings;
+namespace ob = optimcore::dispatch;
 
 namespace {
 
-// Levels this CPU and this build can run, lowest first.
-std::vector<const ob::Kernels*> supported_levels() {
-  std::vector<const ob::Kernels*> levels{&ob::kernels_baseline};
-#if defined(OPTIMCORE_HAVE_X86_LEVELS)
-  __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
-  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512vl");
-  if (avx2) levels.push_back(&ob::kernels_avx2);
-  if (avx512) levels.push_back(&ob::kernels_avx512);
-#endif
-  return levels;
-}
-
-const ob::Kernels* find_level(const std::string& name) {
-  for (const ob::Kernels* k : supported_levels())
-    if (name == k->name + std::strlen("kernels_")) return k;
-  std::string known;
-  for (const ob::Kernels* k : supported_levels())
-    known += std::string(known.empty() ? "" : ", ") + (k->name + std::strlen("kernels_"));
-  throw std::invalid_argument("SIMD level '" + name + "' is not supported on this CPU/build " +
-                              "(supported: " + known + ")");
-}
-
-// The best level, unless OPTIMCORE_SIMD names a lower one.
-const ob::Kernels* active = nullptr;
-
-const ob::Kernels& kernels() { return *active; }
+const ob::Kernels& kernels() { return ob::kernels(); }
 
 // The rule's Options from keyword arguments: every hyperparameter by name, none missing, none
 // unknown (a swapped or misspelt name raises instead of running with the wrong value).
@@ -290,23 +261,31 @@ py::dict def_rule(py::module_& m, const char* function, ob::RuleId id) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "optimcore's compiled kernels (internal: use the optimcore package)";
 
-  active = supported_levels().back();
-  if (const char* forced = std::getenv("OPTIMCORE_SIMD"); forced && *forced)
-    active = find_level(forced);
-
-  m.def("simd_level", [] { return std::string(kernels().name + std::strlen("kernels_")); });
-  m.def("set_simd_level", [](const std::string& name) { active = find_level(name); },
-        py::arg("name"));
-  m.def("supported_simd_levels", [] {
-    std::vector<std::string> names;
-    for (const ob::Kernels* k : supported_levels()) names.push_back(k->name + std::strlen("kernels_"));
-    return names;
+  kernels();  // a bad OPTIMCORE_SIMD fails the import
+  m.def("simd_level", &ob::simd_level);
+  m.def("simd_level_reason", &ob::simd_level_reason);
+  m.def("set_simd_level", &ob::set_simd_level, py::arg("name"));
+  m.def("supported_simd_levels", &ob::supported_simd_levels);
+  m.def("compiled_simd_levels", &ob::compiled_simd_levels);
+  m.def("build_info", [] {
+    const ob::BuildInfo b = ob::build_info();
+    py::dict info;
+    info["version"] = b.version;
+    info["compiler"] = b.compiler;
+    info["build_type"] = b.build_type;
+    info["cxx_flags"] = b.cxx_flags;
+    info["kernel_flags"] = b.kernel_flags;
+    py::dict levels;
+    for (const auto& [level, flags] : b.level_flags) levels[py::str(level)] = flags;
+    info["level_flags"] = levels;
+    info["library"] = b.library;
+    info["openmp"] = b.openmp;
+    info["openmp_runtime"] = b.openmp_runtime;
+    info["openmp_max_threads"] = b.openmp_max_threads;
+    return info;
   });
-#if defined(_OPENMP)
-  m.attr("has_openmp") = true;
-#else
-  m.attr("has_openmp") = false;
-#endif
+  m.attr("__version__") = ob::build_info().version;
+  m.attr("has_openmp") = ob::build_info().openmp;
   // The table layout, so the Python layer never hard-codes it.
   py::dict columns;
   columns["param"] = int(ob::kParam);

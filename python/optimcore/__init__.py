@@ -7,6 +7,7 @@ C++ core (``csrc/include/optimcore``) through the ``optimcore._C`` extension.
 import torch  # noqa: F401  (first: the extension shares the OpenMP runtime that torch loads)
 
 from . import _C
+from ._info import show_config
 from .adabound import AdaBound
 from .adaboundw import AdaBoundW
 from .adadelta import Adadelta
@@ -29,7 +30,7 @@ from .sgd import SGD
 from .sparse_adam import SparseAdam
 from .swats import SWATS
 
-__version__ = "0.1.0"
+__version__: str = _C.__version__  # CMakeLists.txt's project() version, compiled in
 
 
 def simd_level() -> str:
@@ -89,4 +90,5 @@ __all__ = [
     "set_simd_level",
     "get_cmake_dir",
     "get_include",
+    "show_config",
 ]

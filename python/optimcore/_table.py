@@ -15,7 +15,7 @@ parameters, their state and this step's gradients:
 - layouts the kernels cannot walk as one span (gapped views, state in another memory order) are
   staged in dense copies and written back (``Table.stage_row``).
 
-The row layout is ``csrc/bindings/kernels.hpp``'s; the table never keeps a parameter's storage
+The row layout is ``csrc/lib/include/optimcore/dispatch.hpp``'s; the table never keeps a parameter's storage
 alive (``p.data = ...`` frees the old storage as with torch), it only remembers pointers,
 shapes and strides, and is rebuilt when they change.
 """
@@ -39,7 +39,7 @@ PARAM, STEP, NUMEL, MASTER, FLAGS, STATE0 = (
 )
 NO_GRAD = _C.NO_GRAD
 
-# Element type codes of csrc/bindings/kernels.hpp (enum DType).
+# Element type codes of csrc/lib/include/optimcore/dispatch.hpp (enum DType).
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
 # Complex parameters are updated as their real view, exactly as torch.optim does.
 _REAL_OF_COMPLEX = {torch.complex64: torch.float32, torch.complex128: torch.float64}

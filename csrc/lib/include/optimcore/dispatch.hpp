@@ -1,14 +1,24 @@
-// Kernel table of one SIMD level. kernels.cpp is compiled once per level (see CMakeLists.txt);
-// module.cpp picks a table at import from CPUID. No math here: only instantiation and unpacking.
+// liboptimcore, the compiled dispatching library (CMake target optimcore::optimcore): the kernel
+// table of every rule, instantiated once per SIMD level (csrc/lib/kernels.cpp, compiled with each
+// level's -march), and the choice among them at run time from CPUID (csrc/lib/dispatch.cpp).
+// The Python extension and C++ programs call the same tables, so both run the same machine code
+// whatever flags the program itself is compiled with. No math here.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "optimcore/optimcore.hpp"
 
-namespace optimcore::bindings {
+#if defined(_WIN32)
+#define OPTIMCORE_API
+#else
+#define OPTIMCORE_API __attribute__((visibility("default")))
+#endif
+
+namespace optimcore::dispatch {
 
 // Element type codes, shared with python/optimcore/_table.py (DTYPE_CODES).
 enum DType : int { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
@@ -103,10 +113,34 @@ struct Kernels {
   ConjugateGradientFn conjugate_gradient;
 };
 
-extern const Kernels kernels_baseline;
-#if defined(OPTIMCORE_HAVE_X86_LEVELS)
-extern const Kernels kernels_avx2;
-extern const Kernels kernels_avx512;
-#endif
+// The table of the active SIMD level. At first use this is the best level the CPU supports,
+// unless the environment variable OPTIMCORE_SIMD names another one (std::invalid_argument if
+// that level is not compiled in or the CPU lacks it).
+OPTIMCORE_API const Kernels& kernels();
 
-}  // namespace optimcore::bindings
+// The active level's name: "baseline", "avx2" or "avx512".
+OPTIMCORE_API std::string simd_level();
+// Why that level is active: "best on this CPU", "OPTIMCORE_SIMD=<name>" or "set_simd_level".
+OPTIMCORE_API std::string simd_level_reason();
+// Forces a level (for tests and comparisons); std::invalid_argument if it cannot run here.
+OPTIMCORE_API void set_simd_level(const std::string& name);
+// Levels compiled into this library, and those of them this CPU can run, lowest first.
+OPTIMCORE_API std::vector<std::string> compiled_simd_levels();
+OPTIMCORE_API std::vector<std::string> supported_simd_levels();
+
+// How this library was built, and the OpenMP runtime it runs on in this process.
+struct BuildInfo {
+  std::string version;         // optimcore's version (CMakeLists.txt's project())
+  std::string compiler;        // e.g. "GNU 12.2.0"
+  std::string build_type;      // e.g. "Release"
+  std::string cxx_flags;       // flags every translation unit got
+  std::string kernel_flags;    // flags every kernel translation unit got
+  std::vector<std::pair<std::string, std::string>> level_flags;  // level -> its ISA flags
+  std::string library;         // the file of this library
+  bool openmp = false;         // built with OpenMP
+  std::string openmp_runtime;  // the file of the OpenMP runtime mapped in this process
+  int openmp_max_threads = 1;  // omp_get_max_threads() now
+};
+OPTIMCORE_API BuildInfo build_info();
+
+}  // namespace optimcore::dispatch

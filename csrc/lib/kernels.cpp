@@ -1,6 +1,7 @@
 // Instantiates every rule for every element type at one SIMD level. CMake compiles this file
-// once per level with that level's -march and OPTIMCORE_KERNELS_NAME=kernels_<level>.
-#include "kernels.hpp"
+// once per level with that level's -march and OPTIMCORE_KERNELS_NAME=kernels_<level>;
+// dispatch.cpp picks one of the tables at run time.
+#include "optimcore/dispatch.hpp"
 
 #include <vector>
 
@@ -10,7 +11,10 @@
 #define OPTIMCORE_STR2(x) #x
 #define OPTIMCORE_STR(x) OPTIMCORE_STR2(x)
 
-namespace optimcore::bindings {
+namespace optimcore::dispatch {
+
+extern const Kernels OPTIMCORE_KERNELS_NAME;
+
 namespace {
 
 template <class P>
@@ -52,7 +56,7 @@ void dispatch_dtype(int dtype, bool master, F&& f) {
 #if OPTIMCORE_HAS_FLOAT16
     case kFloat16: master ? f(float16{}, float{}) : f(float16{}, float16{}); break;
 #endif
-    default: break;  // unreachable: the Python layer validates dtypes before calling
+    default: break;  // unreachable: callers validate dtypes (the Python layer, Optimizer)
   }
 }
 
@@ -295,4 +299,4 @@ extern const Kernels OPTIMCORE_KERNELS_NAME = {OPTIMCORE_STR(OPTIMCORE_KERNELS_N
                                                &conjugate_gradient};
 #undef OPTIMCORE_KERNEL_ENTRY
 
-}  // namespace optimcore::bindings
+}  // namespace optimcore::dispatch
