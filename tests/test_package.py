@@ -1,6 +1,8 @@
 """The installed package: the compiled module ships inside it, C++ users find the core through
 CMake, and the core's own C++ tests pass."""
 
+import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -8,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import torch
 
 import optimcore
 from optimcore import _C
@@ -51,16 +55,90 @@ def test_forced_simd_level_by_environment():
 
 def test_shares_torchs_openmp_runtime():
     """In a fresh process (other tests import packages that vendor their own OpenMP, such as
-    scikit-learn): torch and optimcore map one libgomp, one thread pool."""
+    scikit-learn): torch and optimcore map one libgomp, torch's, and the library reports that
+    file as the runtime it runs on: one thread pool."""
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc/self/maps")
     code = ("import torch, optimcore, pathlib; optimcore.SGD([torch.zeros(1)], lr=0.1); "
             "maps = pathlib.Path('/proc/self/maps').read_text().splitlines(); "
-            "print(sorted({l.split()[-1] for l in maps if 'libgomp' in l}))")
+            "print(sorted({l.split()[-1] for l in maps if 'libgomp' in l})); "
+            "print(optimcore._C.build_info()['openmp_runtime'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    gomps = eval(out.stdout)
-    assert len(gomps) <= 1, gomps  # one OpenMP runtime, one thread pool
+    mapped, runtime = out.stdout.splitlines()
+    gomps = eval(mapped)
+    assert len(gomps) == 1, gomps  # one OpenMP runtime, one thread pool
+    torch_lib = Path(torch.__file__).parent / "lib"
+    assert Path(gomps[0]).resolve().parent == torch_lib.resolve(), gomps
+    assert Path(runtime).resolve() == Path(gomps[0]).resolve()
+
+
+def test_package_vendors_no_openmp_runtime_or_libtorch():
+    """The wheel carries optimcore's own library only; OpenMP comes from torch's wheel."""
+    package_dir = Path(optimcore.__file__).parent
+    shipped = [p.name for d in (package_dir, package_dir.parent / "optimcore.libs")
+               if d.is_dir() for p in d.rglob("*.so*")]
+    assert sorted(shipped) == sorted([Path(_C.__file__).name, "liboptimcore.so"]), shipped
+
+
+def test_one_version_everywhere():
+    """CMakeLists.txt's project() version is the package's, the module's and the C++ package's."""
+    version = optimcore.__version__
+    assert version == importlib.metadata.version("optimcore") == _C.build_info()["version"]
+    config_version = Path(optimcore.get_cmake_dir()) / "optimcoreConfigVersion.cmake"
+    assert f'set(PACKAGE_VERSION "{version}")' in config_version.read_text()
+    out = subprocess.run([sys.executable, "-m", "optimcore", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == version
+
+
+@pytest.mark.parametrize("forced", [None, "baseline"])
+def test_info_reports_consistent_facts(forced):
+    env = dict(os.environ)
+    env.pop("OPTIMCORE_SIMD", None)
+    if forced:
+        env["OPTIMCORE_SIMD"] = forced
+    out = subprocess.run([sys.executable, "-m", "optimcore", "--info"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    code = "import json, optimcore._info as i; print(json.dumps(i.config()))"
+    facts = json.loads(subprocess.run([sys.executable, "-c", code], env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+    simd = facts["simd"]
+    assert simd["supported"][0] == "baseline"
+    assert set(simd["supported"]) <= set(simd["compiled"])
+    assert simd["active"] == (forced or simd["supported"][-1])
+    assert simd["reason"] == (f"OPTIMCORE_SIMD={forced}" if forced else "best on this CPU")
+    assert f"active:      {simd['active']} ({simd['reason']})" in out
+    assert f"optimcore {optimcore.__version__} " in out and f"torch {torch.__version__}" in out
+    assert set(facts["build"]["level_flags"]) == set(simd["compiled"])
+    for level, flags in facts["build"]["level_flags"].items():
+        assert f"{level + ':':13} {flags}" in out
+    assert "-march=native" not in out
+    assert facts["build"]["compiler"] in out
+    assert facts["openmp"]["enabled"] == _C.has_openmp
+    if facts["openmp"]["enabled"]:
+        assert Path(facts["openmp"]["runtime"]).name.startswith("libgomp")
+        assert facts["openmp"]["runtime"] in out
+    assert Path(facts["optimcore"]["library"]).resolve().parent == (
+        Path(optimcore.__file__).parent / "lib").resolve()
+
+
+def test_show_config_prints_what_info_prints(capsys):
+    optimcore.show_config()
+    assert f"active:      {optimcore.simd_level()}" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.environ.get("OPTIMCORE_TEST_WHEEL") != "1",
+                    reason="scripts/test.sh sets OPTIMCORE_TEST_WHEEL=1 when it installs the wheel")
+def test_installed_from_the_repaired_wheel():
+    """scripts/test.sh builds the wheel with scripts/build_wheel.sh and installs it with
+    --only-binary=:all: --no-index: these tests then run against exactly what users install."""
+    dist = importlib.metadata.distribution("optimcore")
+    wheel_tags = [line for line in dist.read_text("WHEEL").splitlines()
+                  if line.startswith("Tag:")]
+    assert wheel_tags and all("manylinux_" in t for t in wheel_tags), wheel_tags
+    origin = json.loads(dist.read_text("direct_url.json"))
+    assert origin["url"].endswith(".whl"), origin
 
 
 def test_cmakedir():
