@@ -4,6 +4,7 @@ CMake, and the core's own C++ tests pass."""
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,8 +83,12 @@ def test_package_vendors_no_openmp_runtime_or_libtorch():
 
 
 def test_one_version_everywhere():
-    """CMakeLists.txt's project() version is the package's, the module's and the C++ package's."""
+    """The core header's version is the package's, the library's and the C++ package's."""
     version = optimcore.__version__
+    header = (Path(optimcore.get_include()) / "optimcore" / "optimcore.hpp").read_text()
+    parts = [re.search(rf"#define OPTIMCORE_VERSION_{part} (\d+)", header).group(1)
+             for part in ("MAJOR", "MINOR", "PATCH")]
+    assert version == ".".join(parts)
     assert version == importlib.metadata.version("optimcore") == _C.build_info()["version"]
     config_version = Path(optimcore.get_cmake_dir()) / "optimcoreConfigVersion.cmake"
     assert f'set(PACKAGE_VERSION "{version}")' in config_version.read_text()

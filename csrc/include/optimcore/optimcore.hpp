@@ -44,6 +44,8 @@
   X(swats, Swats)           \
   X(lamb, Lamb)
 
+// optimcore's version, defined here and nowhere else: CMakeLists.txt (project()), the wheel's
+// metadata (pyproject.toml) and optimcore.__version__ all read these three lines.
 #define OPTIMCORE_VERSION_MAJOR 0
 #define OPTIMCORE_VERSION_MINOR 1
 #define OPTIMCORE_VERSION_PATCH 0
