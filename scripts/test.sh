@@ -29,7 +29,7 @@ outside=$(mktemp -d)
 rm -rf "$outside"
 # The C++ core tests once more, under AddressSanitizer + UndefinedBehaviorSanitizer (own build).
 PATH="$PWD/.venv/bin:$PATH" cmake -S . -B build/sanitize -G Ninja -DOPTIMCORE_SANITIZE=ON \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOPTIMCORE_INSTALL=OFF -DOPTIMCORE_BUILD_LIBRARY=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOPTIMCORE_INSTALL=OFF \
   > /dev/null
 PATH="$PWD/.venv/bin:$PATH" cmake --build build/sanitize -j 2 > /dev/null
 (cd build/sanitize && ../../.venv/bin/ctest --output-on-failure)
