@@ -54,6 +54,14 @@ def test_forced_simd_level_by_environment():
     assert out.stdout.strip() == "baseline", out.stderr
 
 
+def test_bad_simd_level_in_environment_is_named():
+    env = dict(os.environ, OPTIMCORE_SIMD="sse1")
+    out = subprocess.run([sys.executable, "-c", "import optimcore"], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode != 0
+    assert "OPTIMCORE_SIMD=sse1: SIMD level 'sse1' is not supported" in out.stderr
+
+
 def test_shares_torchs_openmp_runtime():
     """In a fresh process (other tests import packages that vendor their own OpenMP, such as
     scikit-learn): torch and optimcore map one libgomp, torch's, and the library reports that

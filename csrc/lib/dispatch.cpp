@@ -75,7 +75,12 @@ struct Choice {
   Choice() {
     const char* forced = std::getenv("OPTIMCORE_SIMD");
     if (forced && *forced) {
-      table = find_level(forced);
+      try {
+        table = find_level(forced);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("OPTIMCORE_SIMD=") + forced + ": " + e.what() +
+                                    "; unset it or name one of those levels");
+      }
       reason = std::string("OPTIMCORE_SIMD=") + forced;
     } else {
       table = supported_levels().back();
