@@ -1,0 +1,318 @@
+// optimcore/libtorch.hpp: drop-ins for LibTorch's torch::optim, for LibTorch programs only (the
+// Python extension and liboptimcore never include it). Each class derives from LibTorch's own
+// (same constructor and *Options, same param groups, same state classes, so torch::save and
+// torch::load of the optimizer work as before) and replaces only step(): instead of LibTorch's
+// per-tensor loops of ATen ops, one pass over memory per tensor in liboptimcore's kernels
+// (dispatch.hpp, the Python wheel's). A trainer switches by changing the type name:
+//
+//   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+//   optimcore::libtorch::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+//
+// Link optimcore::optimcore and LibTorch (find_package(Torch), e.g. from
+// torch.utils.cmake_prefix_path). Whatever the kernels cannot take (parameters off the CPU,
+// non-contiguous or sparse tensors, gradients of another dtype or size) runs LibTorch's own
+// step, so a drop-in never does less than the class it replaces. LibTorch's optimizers have no
+// Python-compatible state_dict: for checkpoints shared with Python, use optimcore::Optimizer's
+// (optimizer.hpp) safetensors files.
+#pragma once
+
+#include <torch/csrc/autograd/variable.h>
+#include <torch/optim.h>
+
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "optimcore/dispatch.hpp"
+
+namespace optimcore::libtorch {
+namespace detail {
+
+// dispatch.hpp's element type codes; -1: not one the kernels take.
+inline int dtype_code(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return dispatch::kFloat32;
+    case at::kDouble: return dispatch::kFloat64;
+    case at::kBFloat16: return dispatch::kBFloat16;
+    case at::kHalf: return dispatch::kFloat16;
+    default: return -1;
+  }
+}
+
+inline bool dense_like(const at::Tensor& t, const at::Tensor& p) {
+  return t.device().is_cpu() && t.layout() == at::kStrided && t.is_contiguous() &&
+         t.scalar_type() == p.scalar_type() && t.numel() == p.numel();
+}
+
+// Whether the kernels can step every parameter that has a gradient, with the state it has.
+template <class State, class F>
+bool kernels_can_step(const std::vector<torch::optim::OptimizerParamGroup>& groups,
+                      const ska::flat_hash_map<void*, std::unique_ptr<torch::optim::OptimizerParamState>>& state,
+                      F&& state_tensors) {
+  for (const auto& group : groups)
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (!p.device().is_cpu() || p.layout() != at::kStrided || !p.is_contiguous() ||
+          dtype_code(p) < 0 ||
+          !dense_like(p.grad(), p))
+        return false;
+      const auto it = state.find(p.unsafeGetTensorImpl());
+      if (it == state.end()) continue;
+      for (const at::Tensor& s : state_tensors(static_cast<const State&>(*it->second)))
+        if (s.defined() && !dense_like(s, p)) return false;
+    }
+  return true;
+}
+
+inline std::int64_t address(const at::Tensor& t) {
+  return t.defined() ? static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(t.data_ptr()))
+                     : 0;
+}
+
+// The rows of one kernel call: dispatch.hpp's table (param, step, numel, master, flags, state...)
+// and the gradients, for the parameters of one group and one dtype.
+struct Rows {
+  std::vector<std::int64_t> table, grads;
+  std::vector<at::Tensor> written;  // parameters and state: their version counters are bumped
+};
+
+// Calls the rule's kernel for each dtype present, then bumps the version counters of everything
+// written, as LibTorch's in-place ops do (autograd then refuses a graph that saved them).
+template <class Options>
+void run(dispatch::RuleId rule, std::vector<Rows>& by_dtype, const Options& options) {
+  for (int dtype = 0; dtype < static_cast<int>(by_dtype.size()); ++dtype) {
+    Rows& rows = by_dtype[static_cast<std::size_t>(dtype)];
+    if (rows.grads.empty()) continue;
+    dispatch::kernels().rules[rule](rows.table.data(), rows.grads.data(), rows.grads.size(),
+                                    dtype, /*master=*/false, &options, at::get_num_threads());
+    for (const at::Tensor& t : rows.written) torch::autograd::impl::bump_version(t);
+  }
+}
+
+// The closure, evaluated with gradients on, as LibTorch's step does.
+inline at::Tensor evaluate(const torch::optim::Optimizer::LossClosure& closure) {
+  if (!closure) return {};
+  at::AutoGradMode enable_grad(true);
+  return closure();
+}
+
+inline void add_row(Rows& rows, const at::Tensor& p, float* step, std::uint32_t new_flags,
+                    const std::vector<at::Tensor>& state) {
+  rows.table.push_back(address(p));
+  rows.table.push_back(static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(step)));
+  rows.table.push_back(p.numel());
+  rows.table.push_back(0);  // no master weights
+  rows.table.push_back(new_flags);
+  for (const at::Tensor& s : state) rows.table.push_back(address(s));
+  rows.grads.push_back(address(p.grad()));
+  rows.written.push_back(p);
+  for (const at::Tensor& s : state)
+    if (s.defined()) rows.written.push_back(s);
+}
+
+inline at::Tensor zeros_like(const at::Tensor& p) {
+  return torch::zeros_like(p, at::MemoryFormat::Contiguous);
+}
+
+using StateMap = ska::flat_hash_map<void*, std::unique_ptr<torch::optim::OptimizerParamState>>;
+
+// The step every drop-in runs: the closure; LibTorch's own step if the kernels cannot take every
+// parameter; else per group one kernel call per dtype, with the kernel's options from LibTorch's
+// (`options(group options)`) and each parameter's state tensors in the kernel's order
+// (`state(group options, p, slot, new_flags)`, which creates the state as LibTorch's step would).
+// State with a step count (AdamParamState, ...) has it advanced after the kernel.
+template <class State, class TorchOptions, class Fallback, class Tensors, class KernelOptions,
+          class StateRow>
+at::Tensor step(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap& states,
+                const torch::optim::Optimizer::LossClosure& closure, Fallback&& fallback,
+                Tensors&& tensors, dispatch::RuleId rule, KernelOptions&& options,
+                StateRow&& state) {
+  constexpr bool kCountsSteps = !std::is_same<State, torch::optim::SGDParamState>::value;
+  torch::NoGradGuard no_grad;
+  at::Tensor loss = evaluate(closure);
+  if (!kernels_can_step<State>(groups, states, tensors)) {
+    fallback();  // LibTorch's own step; the closure ran above
+    return loss;
+  }
+  float unused_step = 0.0f;
+  for (auto& group : groups) {
+    const auto& o = static_cast<const TorchOptions&>(group.options());
+    const auto k = options(o);
+    std::vector<Rows> rows(4);
+    std::vector<float> steps;
+    std::vector<State*> stepped;
+    steps.reserve(group.params().size());
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto& slot = states[p.unsafeGetTensorImpl()];
+      std::uint32_t fresh = 0;
+      const std::vector<at::Tensor> row = state(o, p, slot, fresh);
+      float* step_count = &unused_step;
+      if constexpr (kCountsSteps) {
+        auto& s = static_cast<State&>(*slot);
+        steps.push_back(static_cast<float>(s.step()));
+        step_count = &steps.back();
+        stepped.push_back(&s);
+      }
+      add_row(rows[static_cast<std::size_t>(dtype_code(p))], p, step_count, fresh, row);
+    }
+    run(rule, rows, k);
+    if constexpr (kCountsSteps)
+      for (State* s : stepped) s->step(s->step() + 1);
+  }
+  return loss;
+}
+
+}  // namespace detail
+
+// Adam (LibTorch: L2 weight decay) and AdamW (decoupled), as torch::optim::Adam / AdamW.
+template <class Base, class TorchOptions, bool Decoupled>
+class AdamLike : public Base {
+ public:
+  using Base::Base;
+
+  torch::Tensor step(torch::optim::Optimizer::LossClosure closure = nullptr) override {
+    using State = torch::optim::AdamParamState;
+    return detail::step<State, TorchOptions>(
+        this->param_groups_, this->state_, closure, [this] { Base::step(nullptr); },
+        [](const State& s) {
+          return std::vector<at::Tensor>{s.exp_avg(), s.exp_avg_sq(), s.max_exp_avg_sq()};
+        },
+        dispatch::k_adam,
+        [](const TorchOptions& o) {
+          ::optimcore::AdamOptions k;
+          k.lr = o.lr();
+          k.beta1 = std::get<0>(o.betas());
+          k.beta2 = std::get<1>(o.betas());
+          k.eps = o.eps();
+          k.weight_decay = o.weight_decay();
+          k.amsgrad = o.amsgrad();
+          k.decoupled_weight_decay = Decoupled;
+          return k;
+        },
+        [](const TorchOptions& o, const at::Tensor& p, auto& slot, std::uint32_t&) {
+          if (!slot) {
+            auto s = std::make_unique<State>();
+            s->step(0);
+            s->exp_avg(detail::zeros_like(p));
+            s->exp_avg_sq(detail::zeros_like(p));
+            slot = std::move(s);
+          }
+          auto& s = static_cast<State&>(*slot);
+          if (o.amsgrad() && !s.max_exp_avg_sq().defined()) s.max_exp_avg_sq(detail::zeros_like(p));
+          return std::vector<at::Tensor>{s.exp_avg(), s.exp_avg_sq(),
+                                         o.amsgrad() ? s.max_exp_avg_sq() : at::Tensor()};
+        });
+  }
+};
+using Adam = AdamLike<torch::optim::Adam, torch::optim::AdamOptions, false>;
+using AdamW = AdamLike<torch::optim::AdamW, torch::optim::AdamWOptions, true>;
+
+// SGD with momentum, dampening, Nesterov and weight decay, as torch::optim::SGD.
+class SGD : public torch::optim::SGD {
+ public:
+  using torch::optim::SGD::SGD;
+
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    using State = torch::optim::SGDParamState;
+    using Options = torch::optim::SGDOptions;
+    return detail::step<State, Options>(
+        param_groups_, state_, closure, [this] { torch::optim::SGD::step(nullptr); },
+        [](const State& s) { return std::vector<at::Tensor>{s.momentum_buffer()}; },
+        dispatch::k_sgd,
+        [](const Options& o) {
+          ::optimcore::SgdOptions k;
+          k.lr = o.lr();
+          k.momentum = o.momentum();
+          k.dampening = o.dampening();
+          k.weight_decay = o.weight_decay();
+          k.nesterov = o.nesterov();
+          return k;
+        },
+        [](const Options& o, const at::Tensor& p, auto& slot, std::uint32_t& fresh) {
+          if (o.momentum() == 0) return std::vector<at::Tensor>{at::Tensor()};
+          if (!slot) {  // the kernel fills a new buffer on this step (torch: the gradient)
+            auto s = std::make_unique<State>();
+            s->momentum_buffer(torch::empty_like(p, at::MemoryFormat::Contiguous));
+            slot = std::move(s);
+            fresh = 1u << ::optimcore::Sgd::kMomentumBuffer;
+          }
+          return std::vector<at::Tensor>{static_cast<State&>(*slot).momentum_buffer()};
+        });
+  }
+};
+
+// Adagrad, as torch::optim::Adagrad (its constructor makes the state; a parameter added without
+// state takes LibTorch's step).
+class Adagrad : public torch::optim::Adagrad {
+ public:
+  using torch::optim::Adagrad::Adagrad;
+
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    using State = torch::optim::AdagradParamState;
+    using Options = torch::optim::AdagradOptions;
+    for (const auto& group : param_groups_)
+      for (const auto& p : group.params())
+        if (p.grad().defined() && !state_.count(p.unsafeGetTensorImpl()))
+          return torch::optim::Adagrad::step(closure);
+    return detail::step<State, Options>(
+        param_groups_, state_, closure, [this] { torch::optim::Adagrad::step(nullptr); },
+        [](const State& s) { return std::vector<at::Tensor>{s.sum()}; }, dispatch::k_adagrad,
+        [](const Options& o) {
+          ::optimcore::AdagradOptions k;
+          k.lr = o.lr();
+          k.lr_decay = o.lr_decay();
+          k.weight_decay = o.weight_decay();
+          k.eps = o.eps();
+          return k;
+        },
+        [](const Options&, const at::Tensor&, auto& slot, std::uint32_t&) {
+          return std::vector<at::Tensor>{static_cast<State&>(*slot).sum()};
+        });
+  }
+};
+
+// RMSprop with momentum and centering, as torch::optim::RMSprop.
+class RMSprop : public torch::optim::RMSprop {
+ public:
+  using torch::optim::RMSprop::RMSprop;
+
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    using State = torch::optim::RMSpropParamState;
+    using Options = torch::optim::RMSpropOptions;
+    return detail::step<State, Options>(
+        param_groups_, state_, closure, [this] { torch::optim::RMSprop::step(nullptr); },
+        [](const State& s) {
+          return std::vector<at::Tensor>{s.square_avg(), s.momentum_buffer(), s.grad_avg()};
+        },
+        dispatch::k_rmsprop,
+        [](const Options& o) {
+          ::optimcore::RmspropOptions k;
+          k.lr = o.lr();
+          k.alpha = o.alpha();
+          k.eps = o.eps();
+          k.weight_decay = o.weight_decay();
+          k.momentum = o.momentum();
+          k.centered = o.centered();
+          return k;
+        },
+        [](const Options& o, const at::Tensor& p, auto& slot, std::uint32_t&) {
+          if (!slot) {
+            auto s = std::make_unique<State>();
+            s->step(0);
+            s->square_avg(detail::zeros_like(p));
+            slot = std::move(s);
+          }
+          auto& s = static_cast<State&>(*slot);
+          if (o.momentum() > 0 && !s.momentum_buffer().defined())
+            s.momentum_buffer(detail::zeros_like(p));
+          if (o.centered() && !s.grad_avg().defined()) s.grad_avg(detail::zeros_like(p));
+          return std::vector<at::Tensor>{s.square_avg(),
+                                         o.momentum() > 0 ? s.momentum_buffer() : at::Tensor(),
+                                         o.centered() ? s.grad_avg() : at::Tensor()};
+        });
+  }
+};
+
+}  // namespace optimcore::libtorch
