@@ -57,6 +57,8 @@ def program(tmp_path_factory):
 
 
 def _arg(key, value):
+    if value is None or isinstance(value, str):
+        return f"{key}={value}"
     if isinstance(value, bool):
         return f"{key}={'true' if value else 'false'}"
     if isinstance(value, tuple):
@@ -122,6 +124,49 @@ def test_cpp_optimizer_equals_python(program, name, dtype):
             torch.testing.assert_close(got, p.detach(), **tol)
     steps = [float(opt.state[p]["step"]) if "step" in opt.state[p] else 0.0 for p in params]
     assert cpp["steps"] == steps
+
+
+CLOSURE_OPTIONS = {
+    "LBFGS": [dict(lr=0.5, history_size=5), dict(line_search_fn="strong_wolfe", max_iter=7)],
+    "ConjugateGradient": [dict(), dict(beta="FR", restart_every=10, max_iter=5)],
+}
+
+
+def run_python_closure(cls, dtype, steps, options):
+    params = [torch.nn.Parameter(v.clone()) for v in initial(dtype)]
+    opt = cls(params, **options)
+    c = [torch.tensor([1.0 + j % 5 for j in range(n)], dtype=torch.float64) for n in SIZES]
+    target = [torch.tensor([((j * 3 + i) % 7 - 3) / 4.0 for j in range(n)], dtype=torch.float64)
+              for i, n in enumerate(SIZES)]
+
+    def closure():
+        loss = 0.0
+        for p, ci, ti in zip(params, c, target):
+            d = p.detach().double() - ti
+            loss += float((0.5 * ci * d * d).sum())
+            p.grad = (ci * d).to(dtype)
+        return loss
+
+    losses = [float(opt.step(closure)) for _ in range(steps)]
+    return params, losses
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [(name, k) for name, cases in CLOSURE_OPTIONS.items()
+                                  for k in range(len(cases))])
+def test_cpp_closure_methods_equal_python(program, case, dtype):
+    """step(closure) of LBFGS and ConjugateGradient: the iterates of optimcore's Python classes
+    and torch.optim.LBFGS (the losses are summed in another order, so to rounding)."""
+    name, k = case
+    options = CLOSURE_OPTIONS[name][k]
+    cpp = run_cpp(program, name, dtype, 3, options)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    refs = [getattr(optimcore, name)] + ([torch.optim.LBFGS] if name == "LBFGS" else [])
+    for cls in refs:
+        params, losses = run_python_closure(cls, DTYPES[dtype], 3, options)
+        for got, p in zip(as_tensors(cpp, DTYPES[dtype]), params):
+            torch.testing.assert_close(got, p.detach(), **tol)
+        torch.testing.assert_close(torch.tensor(cpp["losses"]), torch.tensor(losses), **tol)
 
 
 @pytest.mark.parametrize("name", ["AdamW", "SGD", "NAdam", "ASGD", "SWATS", "LAMB", "Adagrad",

@@ -112,8 +112,9 @@ const RuleDesc& rule(const std::string& prefix) {
 double number(const Options& o, const std::string& key) {
   const auto it = o.find(key);
   if (it == o.end()) refuse("missing hyperparameter '" + key + "'");
-  if (it->second.kind() == Hyperparameter::Kind::pair)
-    refuse(key + " must be a number, not a pair");
+  if (it->second.kind() != Hyperparameter::Kind::number &&
+      it->second.kind() != Hyperparameter::Kind::flag)
+    refuse(key + " must be a number");
   if (!std::isfinite(it->second.number()) && key != "t0")
     refuse(key + "=" + format_number(it->second.number()) + " is not finite");
   return it->second.number();
@@ -171,7 +172,7 @@ std::vector<ClassDesc> make_classes() {
   auto add = [&](const char* name, const char* prefix, Options defaults, auto check) {
     ClassDesc d;
     d.name = name;
-    d.rule = &rule(prefix);
+    d.rule = prefix ? &rule(prefix) : nullptr;
     d.defaults = std::move(defaults);
     d.check = check;
     c.push_back(std::move(d));
@@ -311,6 +312,7 @@ std::vector<ClassDesc> make_classes() {
     d->uses_state = [](const Options& o, const std::string& key) {
       return key != "max_exp_avg_sq" || o.at("amsbound").flag();
     };
+    d->extra_keys = {"base_lr"};
     // base_lr: the group's first lr; schedulers move the bounds with lr / base_lr.
     d->group_init = [](const Options&, Options& g) {
       if (!g.count("base_lr")) g["base_lr"] = number(g, "lr");
@@ -331,6 +333,7 @@ std::vector<ClassDesc> make_classes() {
             check_betas(o, /*inclusive=*/true);
             check_weight_decay(o);
           });
+  d->extra_keys = {"base_lr"};
   // base_lr: the constructor's lr for every group (lion-pytorch divides by its _init_lr).
   d->group_init = [](const Options& defaults, Options& g) {
     if (!g.count("base_lr")) g["base_lr"] = number(defaults, "lr");
@@ -366,6 +369,68 @@ std::vector<ClassDesc> make_classes() {
     check_at_least(o, "clamp_value", "clamp");
   });
   d->scalar_dtype = [](const std::string&) { return DType::float64; };
+
+  // The closure-driven methods (descent.hpp): one group; max_eval None is max_iter * 5 / 4.
+  auto descent_defaults = [](Options o) {
+    o["lr"] = 1.0;
+    o["max_iter"] = 20;
+    o["tolerance_grad"] = 1e-7;
+    o["tolerance_change"] = 1e-9;
+    return o;
+  };
+  auto check_descent = [](const Options& o) {
+    const double lr = number(o, "lr");
+    if (!(lr >= 0.0)) refuse("Invalid learning rate: " + format_number(lr));
+    const double max_iter = number(o, "max_iter");
+    if (!(max_iter >= 0 && max_iter == std::floor(max_iter)))
+      refuse("max_iter must be a whole number >= 0, got " + format_number(max_iter));
+    const auto eval = o.find("max_eval");
+    if (eval != o.end() && !eval->second.is_none()) {
+      const double v = number(o, "max_eval");
+      if (!(v >= 1 && v == std::floor(v)))
+        refuse("Invalid max_eval: " + format_number(v) + " (a whole number, at least 1)");
+    }
+    check_at_least(o, "tolerance_grad", "tolerance_grad");
+    check_at_least(o, "tolerance_change", "tolerance_change");
+  };
+  auto set_max_eval = [](const Options&, Options& g) {
+    if (!g.count("max_eval") || g["max_eval"].is_none())
+      g["max_eval"] = std::floor(number(g, "max_iter") * 5 / 4);
+  };
+  d = add("LBFGS", nullptr,
+          descent_defaults({{"history_size", 100}, {"line_search_fn", nullptr}}),
+          [check_descent](const Options& o) {
+            check_descent(o);
+            const double h = number(o, "history_size");
+            if (!(h >= 1 && h == std::floor(h)))
+              refuse("Invalid history_size: " + format_number(h) + " (at least 1)");
+            const Hyperparameter& ls = o.at("line_search_fn");
+            if (!ls.is_none() && !(ls.kind() == Hyperparameter::Kind::text && ls.text() == "strong_wolfe"))
+              refuse("only 'strong_wolfe' is supported");
+          });
+  d->closure = ClassDesc::Closure::lbfgs;
+  d->extra_keys = {"max_eval"};
+  d->group_init = set_max_eval;
+  d = add("ConjugateGradient", nullptr,
+          descent_defaults({{"beta", "PR+"}, {"restart_every", nullptr}, {"c1", 1e-4}, {"c2", 0.1}}),
+          [check_descent](const Options& o) {
+            check_descent(o);
+            const Hyperparameter& beta = o.at("beta");
+            if (beta.kind() != Hyperparameter::Kind::text ||
+                (beta.text() != "PR+" && beta.text() != "FR" && beta.text() != "HS" &&
+                 beta.text() != "DY"))
+              refuse("Invalid beta (one of PR+, FR, HS, DY)");
+            const Hyperparameter& every = o.at("restart_every");
+            if (!every.is_none() && !(number(o, "restart_every") >= 1))
+              refuse("Invalid restart_every: " + format_number(every.number()));
+            const double c1 = number(o, "c1"), c2 = number(o, "c2");
+            if (!(0.0 < c1 && c1 < c2 && c2 < 1.0))
+              refuse("Invalid Wolfe constants: need 0 < c1 < c2 < 1, got c1=" + format_number(c1) +
+                     ", c2=" + format_number(c2));
+          });
+  d->closure = ClassDesc::Closure::conjugate_gradient;
+  d->extra_keys = {"max_eval"};
+  d->group_init = set_max_eval;
   return c;
 }
 
@@ -427,7 +492,7 @@ Optimizer::Optimizer(const std::string& name, std::vector<ParamGroup> groups,
   impl_->cls = &c;
   impl_->defaults = c.defaults;
   for (const auto& [key, value] : defaults) {
-    if (!c.defaults.count(key))
+    if (!c.defaults.count(key) && !c.extra_keys.count(key))
       throw std::invalid_argument(name + ": unknown hyperparameter '" + key + "'");
     impl_->defaults[key] = value;
   }
@@ -437,6 +502,14 @@ Optimizer::Optimizer(const std::string& name, std::vector<ParamGroup> groups,
 #endif
   if (groups.empty()) throw std::invalid_argument("optimizer got an empty parameter list");
   for (ParamGroup& g : groups) add_param_group(std::move(g));
+}
+
+double Optimizer::step(const std::function<double()>& closure) {
+  if (!closure) throw std::invalid_argument(name() + ".step: the closure is empty");
+  if (impl_->cls->closure != detail::ClassDesc::Closure::none) return impl_->closure_step(closure);
+  const double loss = closure();
+  step();
+  return loss;
 }
 
 Optimizer::~Optimizer() = default;
@@ -504,8 +577,10 @@ void Optimizer::set_data(std::size_t index, void* data) {
 void Optimizer::add_param_group(ParamGroup group) {
   const detail::ClassDesc& c = *impl_->cls;
   const std::size_t g = impl_->groups.size();
+  if (c.closure != detail::ClassDesc::Closure::none && g > 0)
+    throw std::invalid_argument(c.name + " doesn't support per-parameter options (parameter groups)");
   for (const auto& [key, value] : group.options)
-    if (!c.defaults.count(key) && key != "base_lr")
+    if (!c.defaults.count(key) && !c.extra_keys.count(key))
       throw std::invalid_argument(c.name + ": param group " + std::to_string(g) +
                                   ": unknown hyperparameter '" + key + "'");
   Options merged = impl_->defaults;
@@ -529,6 +604,7 @@ void Optimizer::add_param_group(ParamGroup group) {
     impl_->slots.push_back({g, i, impl_->empty_state(params[i])});
   try {
     impl_->check_overlaps();
+    if (c.closure != detail::ClassDesc::Closure::none) impl_->check_closure_params();
   } catch (...) {
     impl_->groups.pop_back();
     impl_->slots.resize(first_slot);
@@ -588,6 +664,7 @@ const Param& Impl::param(std::size_t index) const { return const_cast<Impl*>(thi
 
 ParamStateStore Impl::empty_state(const Param& p) const {
   ParamStateStore s;
+  if (!cls->rule) return s;  // LBFGS, ConjugateGradient: closure_state
   const RuleDesc& r = *cls->rule;
   if (r.counts_steps) s.entries.push_back({"step", {}, 1, DType::float32, true});
   for (const std::string& key : r.states) s.entries.push_back({key, {}, p.numel, p.dtype, false});
@@ -649,6 +726,8 @@ void fill(void* data, std::size_t numel, DType dtype, double value) {
 }  // namespace
 
 void Impl::step() {
+  if (!cls->rule)
+    throw std::invalid_argument(cls->name + ".step needs a closure: step(closure)");
   const RuleDesc& r = *cls->rule;
   // 1. Every group's options, checked and converted, before anything is written.
   std::vector<std::shared_ptr<const void>> group_options(groups.size());
@@ -730,6 +809,118 @@ void Impl::step() {
                                       /*master=*/false, group_options[g].get(), num_threads);
     }
   }
+}
+
+void Impl::check_closure_params() const {
+  const auto& params = groups.at(0).params;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const Param& p = params[i];
+    if (p.dtype != params[0].dtype || (p.dtype != DType::float32 && p.dtype != DType::float64))
+      throw std::invalid_argument(cls->name + ": parameter " + std::to_string(i) + " is " +
+                                  dtype_name(p.dtype) +
+                                  ": the parameters must all be float32 or all float64");
+  }
+}
+
+namespace {
+
+// What the closure-driven kernels call back: the closure (then the gradients gathered into the
+// kernel's vector) and vectors of n elements from the optimizer's pool.
+struct ClosureContext {
+  Impl* self;
+  const std::function<double()>* closure;
+  std::size_t bytes;  // one vector
+};
+
+double evaluate_closure(void* context, std::int64_t grad) {
+  auto& c = *static_cast<ClosureContext*>(context);
+  const double loss = (*c.closure)();
+  auto* out = reinterpret_cast<unsigned char*>(static_cast<std::uintptr_t>(grad));
+  for (const Param& p : c.self->groups[0].params) {
+    const std::size_t bytes = p.numel * element_size(p.dtype);
+    std::memcpy(out, p.grad, bytes);
+    out += bytes;
+  }
+  return loss;
+}
+
+std::int64_t closure_vector(void* context) {
+  auto& c = *static_cast<ClosureContext*>(context);
+  Impl& m = *c.self;
+  void* v;
+  if (!m.free_vectors.empty()) {
+    v = m.free_vectors.back();
+    m.free_vectors.pop_back();
+  } else {
+    m.vectors.emplace_back();
+    m.vectors.back().allocate(c.bytes);
+    v = m.vectors.back().data.get();
+  }
+  return static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(v));
+}
+
+void recycle_vector(void* context, std::int64_t vector) {
+  static_cast<ClosureContext*>(context)->self->free_vectors.push_back(
+      reinterpret_cast<void*>(static_cast<std::uintptr_t>(vector)));
+}
+
+template <class O>
+void descent_options(O& o, const Options& g) {
+  o.lr = number(g, "lr");
+  o.max_iter = static_cast<std::int64_t>(number(g, "max_iter"));
+  o.max_eval = static_cast<std::int64_t>(number(g, "max_eval"));
+  o.tolerance_grad = number(g, "tolerance_grad");
+  o.tolerance_change = number(g, "tolerance_change");
+}
+
+}  // namespace
+
+double Impl::closure_step(const std::function<double()>& closure) {
+  const Group& g = groups.at(0);
+  check_group(*cls, g.options, 0);
+  std::vector<std::int64_t> segments;
+  std::vector<std::size_t> sizes;
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < g.params.size(); ++i) {
+    const Param& p = g.params[i];
+    if (!p.grad)
+      throw std::invalid_argument(cls->name + ": parameter " + std::to_string(i) +
+                                  " has no gradient buffer for the closure to fill");
+    segments.push_back(static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(p.data)));
+    sizes.push_back(p.numel);
+    bytes += p.numel * element_size(p.dtype);
+  }
+  ClosureContext context{this, &closure, bytes};
+  dispatch::ClosureCallbacks calls;
+  calls.context = &context;
+  calls.evaluate = &evaluate_closure;
+  calls.vector = &closure_vector;
+  calls.recycle = &recycle_vector;
+  const int dtype = static_cast<int>(g.params[0].dtype);
+  ClosureStepResult r;
+  if (cls->closure == ClassDesc::Closure::lbfgs) {
+    LbfgsOptions o;
+    descent_options(o, g.options);
+    o.history_size = static_cast<std::int64_t>(number(g.options, "history_size"));
+    o.line_search = !g.options.at("line_search_fn").is_none();
+    r = dispatch::kernels().lbfgs(segments.data(), sizes.data(), segments.size(), dtype,
+                                  closure_state, o, calls, num_threads);
+  } else {
+    ConjugateGradientOptions o;
+    descent_options(o, g.options);
+    const std::string& beta = g.options.at("beta").text();
+    o.beta = beta == "FR"   ? CgBeta::kFletcherReeves
+             : beta == "HS" ? CgBeta::kHestenesStiefel
+             : beta == "DY" ? CgBeta::kDaiYuan
+                            : CgBeta::kPolakRibierePlus;
+    const Hyperparameter& every = g.options.at("restart_every");
+    o.restart_every = every.is_none() ? 0 : static_cast<std::int64_t>(every.number());
+    o.c1 = number(g.options, "c1");
+    o.c2 = number(g.options, "c2");
+    r = dispatch::kernels().conjugate_gradient(segments.data(), sizes.data(), segments.size(),
+                                               dtype, closure_state, o, calls, num_threads);
+  }
+  return r.first_loss;
 }
 
 }  // namespace optimcore::detail

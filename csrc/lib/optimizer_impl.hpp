@@ -33,7 +33,9 @@ struct RuleDesc {
 // class adds around the kernel (python/optimcore/<rule>.py).
 struct ClassDesc {
   std::string name;
-  const RuleDesc* rule = nullptr;
+  const RuleDesc* rule = nullptr;  // elementwise rules
+  enum class Closure { none, lbfgs, conjugate_gradient } closure = Closure::none;
+  std::set<std::string> extra_keys;  // keys a group may have beyond the defaults' (base_lr, ...)
   Options defaults;
   std::function<void(const Options&)> check;  // throws std::invalid_argument
   std::function<bool(const Options&, const std::string&)> uses_state;
@@ -112,9 +114,16 @@ struct Impl {
 
   // Throws std::invalid_argument if two parameters share memory.
   void check_overlaps() const;
+  // LBFGS / ConjugateGradient: their state between steps (vectors from `vectors`).
+  dispatch::ClosureState closure_state;
+  std::vector<Buffer> vectors;
+  std::vector<void*> free_vectors;
+
   // A new parameter's (empty) state: every key the rule can keep, none allocated.
   ParamStateStore empty_state(const Param& p) const;
   void step();
+  double closure_step(const std::function<double()>& closure);
+  void check_closure_params() const;
 };
 
 }  // namespace optimcore::detail

@@ -3,6 +3,7 @@
 // checkpoint files (truncated at every length, single bytes flipped), none of which may change
 // the optimizer. tests/test_cpp_api.py compares the same API with Python and torch.optim.
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -189,6 +190,49 @@ void checkpoints() {
   std::remove(path.c_str());
 }
 
+// LBFGS and ConjugateGradient through step(closure): they minimize a quadratic, and a closure
+// returning NaN leaves the parameters as they were.
+void closure_methods() {
+  for (const char* name : {"LBFGS", "ConjugateGradient"}) {
+    std::vector<double> x(50, 3.0), g(50);
+    optimcore::Options o;
+    if (std::string(name) == "LBFGS") o["line_search_fn"] = "strong_wolfe";
+    optimcore::Optimizer opt(name, {{{optimcore::Param(x, g)}, {}}}, o);
+    auto quadratic = [&] {
+      double loss = 0;
+      for (std::size_t j = 0; j < x.size(); ++j) {
+        const double c = 1.0 + j % 7, d = x[j] - 0.5 * (j % 3);
+        loss += 0.5 * c * d * d;
+        g[j] = c * d;
+      }
+      return loss;
+    };
+    const double first = opt.step(quadratic);
+    double last = first;
+    for (int k = 0; k < 5; ++k) last = opt.step(quadratic);
+    CHECK(first > 100 && last < 1e-9, "%s: loss %g -> %g", name, first, last);
+    const std::vector<double> before = x;
+    bool refused = false;
+    try {
+      opt.step([&] {
+        quadratic();
+        return std::nan("");
+      });
+    } catch (const std::domain_error&) {
+      refused = true;
+    }
+    CHECK(refused && x == before, "%s: a NaN loss was not refused, or moved the parameters", name);
+    CHECK(throws([&] { opt.step(); }, "needs a closure"), "%s.step() without closure", name);
+    CHECK(throws([&] { opt.save("unused.safetensors"); }, "not supported yet"),
+          "%s: save", name);
+  }
+  std::vector<double> a(4), ga(4);
+  std::vector<float> b(4), gb(4);
+  CHECK(throws([&] {
+          optimcore::Optimizer("LBFGS", {{{optimcore::Param(a, ga), optimcore::Param(b, gb)}, {}}});
+        }, "must all be float32 or all float64"), "LBFGS with mixed dtypes");
+}
+
 }  // namespace
 
 int main() {
@@ -197,6 +241,7 @@ int main() {
   refusals();
   schedules();
   checkpoints();
+  closure_methods();
   if (failures == 0) std::printf("optimizer tests passed (SIMD level %s)\n",
                                  optimcore::dispatch::simd_level().c_str());
   return failures;

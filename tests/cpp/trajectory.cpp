@@ -7,6 +7,7 @@
 //              [--save file] [--params-in file] [--params-out file] [--threads N]
 //   trajectory --schedule <name> <steps> [args...]   (prints the lr of every step)
 // A pair is written key=a,b; a flag key=true|false.
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,6 +36,9 @@ bool has_grad(std::size_t i, long t) { return !(i == 1 && t % 2 == 1); }
 optimcore::Hyperparameter parse_value(const std::string& v) {
   if (v == "true") return true;
   if (v == "false") return false;
+  if (v == "None") return nullptr;
+  if (!v.empty() && (std::isalpha(static_cast<unsigned char>(v[0])) || v == "PR+"))
+    return v;  // a text: line_search_fn=strong_wolfe, beta=FR
   const auto comma = v.find(',');
   if (comma != std::string::npos)
     return optimcore::Hyperparameter(std::stod(v.substr(0, comma)), std::stod(v.substr(comma + 1)));
@@ -52,13 +56,17 @@ int run(const std::string& cls, int steps, const optimcore::Options& options, lo
     for (std::size_t j = 0; j < kSizes[i]; ++j) params[i][j] = static_cast<T>(initial(i, j));
   }
   // Group 0: parameters 0 and 1 with the options; group 1: parameter 2 with half the lr.
+  // (LBFGS and ConjugateGradient: one group.)
   optimcore::Options second;
   if (options.count("lr")) second["lr"] = options.at("lr").number() / 2;
-  optimcore::Optimizer opt(cls,
-                           {{{optimcore::Param(params[0], grads[0]),
-                              optimcore::Param(params[1], grads[1])}, {}},
-                            {{optimcore::Param(params[2], grads[2])}, second}},
-                           options);
+  std::vector<optimcore::ParamGroup> groups{
+      {{optimcore::Param(params[0], grads[0]), optimcore::Param(params[1], grads[1])}, {}},
+      {{optimcore::Param(params[2], grads[2])}, second}};
+  if (cls == "LBFGS" || cls == "ConjugateGradient") {
+    groups[0].params.push_back(groups[1].params[0]);
+    groups.pop_back();
+  }
+  optimcore::Optimizer opt(cls, groups, options);
   if (threads > 0) opt.set_num_threads(threads);
   // The model's parameters travel beside the optimizer's checkpoint: raw T values, back to back.
   if (!params_in.empty()) {
@@ -69,7 +77,24 @@ int run(const std::string& cls, int steps, const optimcore::Options& options, lo
     std::fclose(f);
   }
   if (!load.empty()) opt.load(load);
-  for (long t = start; t < start + steps; ++t) {
+  const bool closure_driven = cls == "LBFGS" || cls == "ConjugateGradient";
+  std::vector<double> losses;
+  for (long t = start; t < start + steps && closure_driven; ++t) {
+    // A quadratic: loss = sum 0.5 c (p - target)^2, c = 1 + j % 5.
+    losses.push_back(opt.step([&] {
+      double loss = 0.0;
+      for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < kSizes[i]; ++j) {
+          const double c = 1.0 + static_cast<double>(j % 5);
+          const double target = static_cast<double>(static_cast<long>((j * 3 + i) % 7) - 3) / 4.0;
+          const double d = static_cast<double>(params[i][j]) - target;
+          loss += 0.5 * c * d * d;
+          grads[i][j] = static_cast<T>(c * d);
+        }
+      return loss;
+    }));
+  }
+  for (long t = start; t < start + steps && !closure_driven; ++t) {
     for (std::size_t i = 0; i < 3; ++i) {
       for (std::size_t j = 0; j < kSizes[i]; ++j)
         grads[i][j] = static_cast<T>(gradient(static_cast<double>(params[i][j]), i, j, t));
@@ -94,6 +119,8 @@ int run(const std::string& cls, int steps, const optimcore::Options& options, lo
   }
   std::printf("], \"steps\": [");
   for (std::size_t i = 0; i < 3; ++i) std::printf(i ? ", %.17g" : "%.17g", opt.step_count(i));
+  std::printf("], \"losses\": [");
+  for (std::size_t k = 0; k < losses.size(); ++k) std::printf(k ? ", %.17g" : "%.17g", losses[k]);
   std::printf("]}\n");
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,27 +49,34 @@ struct Param {
   Param(Vector& data_, const Vector& grad_) : Param(data_.data(), grad_.data(), data_.size()) {}
 };
 
-// A param_groups value: a number, a flag, or a pair (torch's betas, etas, step_sizes).
+// A param_groups value: a number, a flag, a pair (torch's betas, etas, step_sizes), a text
+// (LBFGS's line_search_fn = "strong_wolfe") or none (Python's None).
 class Hyperparameter {
  public:
-  enum class Kind { number, flag, pair };
+  enum class Kind { number, flag, pair, text, none };
   Hyperparameter() = default;
   Hyperparameter(double v) : kind_(Kind::number), a_(v) {}
   Hyperparameter(int v) : kind_(Kind::number), a_(v) {}
   Hyperparameter(bool v) : kind_(Kind::flag), a_(v ? 1.0 : 0.0) {}
   Hyperparameter(double first, double second) : kind_(Kind::pair), a_(first), b_(second) {}
+  Hyperparameter(const char* text) : kind_(Kind::text), text_(text) {}
+  Hyperparameter(std::string text) : kind_(Kind::text), text_(std::move(text)) {}
+  Hyperparameter(std::nullptr_t) : kind_(Kind::none) {}
   Kind kind() const { return kind_; }
+  bool is_none() const { return kind_ == Kind::none; }
   double number() const { return a_; }  // a number, or a flag as 0/1
   bool flag() const { return a_ != 0.0; }
   double first() const { return a_; }
   double second() const { return b_; }
+  const std::string& text() const { return text_; }
   bool operator==(const Hyperparameter& o) const {
-    return kind_ == o.kind_ && a_ == o.a_ && (kind_ != Kind::pair || b_ == o.b_);
+    return kind_ == o.kind_ && a_ == o.a_ && b_ == o.b_ && text_ == o.text_;
   }
 
  private:
   Kind kind_ = Kind::number;
   double a_ = 0.0, b_ = 0.0;
+  std::string text_;
 };
 
 using Options = std::map<std::string, Hyperparameter>;
@@ -94,7 +102,9 @@ struct Impl;
 class OPTIMCORE_API Optimizer {
  public:
   // `name` is a torch.optim / optimcore class name: SGD, Adam, AdamW, Adagrad, Adadelta, Adamax,
-  // RMSprop, RAdam, NAdam, ASGD, Rprop, AdaBound, AdaBoundW, Lion, SWATS, LAMB. `defaults`
+  // RMSprop, RAdam, NAdam, ASGD, Rprop, AdaBound, AdaBoundW, Lion, SWATS, LAMB, and the
+  // closure-driven LBFGS and ConjugateGradient (one group, float32 or float64 parameters of one
+  // dtype; their state is not in save()/load() yet). `defaults`
   // overrides the class's defaults (torch's); each group's options override those. Throws
   // std::invalid_argument for an unknown class or key, a value torch's constructor refuses
   // (with torch's message), or parameters that overlap.
@@ -109,6 +119,13 @@ class OPTIMCORE_API Optimizer {
   // One update of every parameter that has a gradient. Options are checked first, for every
   // group: a bad value (written between steps) throws before anything changes.
   void step();
+  // With a closure, as torch's step(closure): it recomputes the loss and writes the gradients
+  // into the parameters' gradient buffers, and step returns its first loss. LBFGS and
+  // ConjugateGradient need one (they call it several times per step, with the parameters at
+  // trial points); the other classes call it once, then step(). For LBFGS and
+  // ConjugateGradient a closure that throws, or returns a non-finite loss
+  // (optimcore::NonFiniteLoss, a std::domain_error), leaves the parameters and state as they were.
+  double step(const std::function<double()>& closure);
 
   const std::string& name() const;
   const Options& defaults() const;
