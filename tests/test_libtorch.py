@@ -37,3 +37,9 @@ def test_libtorch_dropins_train_like_torch_optim(tmp_path):
              if "largest relative difference" in line]
     assert len(diffs) == 5 and max(diffs) < 1e-10, out.stdout
     assert "load into torch::optim::AdamW: same state" in out.stdout
+    # The rules LibTorch lacks: bit for bit the C++ API's (hence optimcore's Python classes'),
+    # and torch::save / torch::load round trips.
+    new = [line for line in out.stdout.splitlines() if "(no torch::optim class)" in line]
+    assert [line.split()[0] for line in new] == ["Adadelta", "Adamax", "NAdam", "RAdam", "ASGD",
+                                                 "Rprop"]
+    assert all("losses equal to" in line and "save/load: same state" in line for line in new)

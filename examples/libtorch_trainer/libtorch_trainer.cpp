@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "optimcore/libtorch.hpp"
+#include "optimcore/optimizer.hpp"
 
 namespace {
 
@@ -108,6 +109,52 @@ bool serializes_like_libtorch(const torch::optim::AdamWOptions& options) {
   return same;
 }
 
+// The rules LibTorch lacks: the drop-in against optimcore::Optimizer of the same class (the C++
+// API, which equals optimcore's Python classes bit for bit) on a copy of the model: the same
+// losses, bit for bit. Then torch::save / torch::load of the drop-in round-trips its state.
+template <class Dropin>
+void compare_new(const char* name, int steps, const typename Dropin::Options& options,
+                 const optimcore::Options& same, int& failures) {
+  auto a = make_model(), b = make_model();
+  a->to(torch::kFloat64);
+  b->to(torch::kFloat64);
+  Dropin dropin(a->parameters(), options);
+  std::vector<optimcore::Param> params;
+  for (auto& p : b->parameters())
+    params.emplace_back(p.data_ptr<double>(), nullptr, static_cast<std::size_t>(p.numel()));
+  optimcore::Optimizer reference(name, {{params, {}}}, same);
+  torch::manual_seed(1);
+  const auto x = torch::randn({256, 32}, torch::kFloat64);
+  const auto y = torch::sin(x.sum(1, true));
+  bool equal = true;
+  for (int step = 0; step < steps; ++step) {
+    dropin.zero_grad();
+    auto la = torch::mse_loss(a->forward(x), y);
+    la.backward();
+    dropin.step();
+    for (auto& p : b->parameters()) p.mutable_grad() = torch::Tensor();
+    auto lb = torch::mse_loss(b->forward(x), y);
+    lb.backward();
+    std::size_t i = 0;
+    for (auto& p : b->parameters()) reference.set_grad(i++, p.grad().data_ptr<double>());
+    reference.step();
+    equal = equal && la.item<double>() == lb.item<double>();
+  }
+  std::stringstream buffer;
+  torch::save(dropin, buffer);
+  Dropin reloaded(a->parameters(), options);
+  torch::load(reloaded, buffer);
+  const auto first = a->parameters()[0];
+  const auto& s1 = static_cast<const typename Dropin::State&>(*dropin.state().at(first.unsafeGetTensorImpl()));
+  const auto& s2 = static_cast<const typename Dropin::State&>(*reloaded.state().at(first.unsafeGetTensorImpl()));
+  const bool saved = s1.step() == steps && s2.step() == steps;
+  std::printf("%s (no torch::optim class), float64, %d steps: losses %s optimcore::Optimizer's, "
+              "final %.15f; torch::save/load: %s\n",
+              name, steps, equal ? "equal to" : "DIFFERENT from", a->forward(x).sub(y).pow(2).mean().item<double>(),
+              saved ? "same state" : "DIFFERENT");
+  if (!equal || !saved) ++failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,6 +177,17 @@ int main(int argc, char** argv) {
       "RMSprop (centered, momentum 0.5)", steps,
       torch::optim::RMSpropOptions(1e-3).centered(true).momentum(0.5), failures);
   if (!serializes_like_libtorch(adamw)) ++failures;
+  namespace ol = optimcore::libtorch;
+  compare_new<ol::Adadelta>("Adadelta", steps, ol::AdadeltaOptions(1.0), {{"lr", 1.0}}, failures);
+  compare_new<ol::Adamax>("Adamax", steps, ol::AdamaxOptions(2e-3), {{"lr", 2e-3}}, failures);
+  compare_new<ol::NAdam>("NAdam", steps, ol::NAdamOptions(2e-3).momentum_decay(4e-3),
+                         {{"lr", 2e-3}}, failures);
+  compare_new<ol::RAdam>("RAdam", steps, ol::RAdamOptions(1e-3).weight_decay(0.1).decoupled_weight_decay(true),
+                         {{"lr", 1e-3}, {"weight_decay", 0.1}, {"decoupled_weight_decay", true}},
+                         failures);
+  compare_new<ol::ASGD>("ASGD", steps, ol::ASGDOptions(1e-2).t0(10), {{"lr", 1e-2}, {"t0", 10.0}},
+                        failures);
+  compare_new<ol::Rprop>("Rprop", steps, ol::RpropOptions(1e-2), {{"lr", 1e-2}}, failures);
   if (reps > 0) {
     std::printf("\none step, float32, %d thread(s), SIMD level %s: median ms over %d steps\n",
                 threads, optimcore::dispatch::simd_level().c_str(), reps);

@@ -315,4 +315,493 @@ class RMSprop : public torch::optim::RMSprop {
   }
 };
 
+// --- Rules LibTorch does not have (pytorch/pytorch#107224) ------------------------------------
+// Adadelta, Adamax, NAdam, RAdam, ASGD and Rprop, as torch::optim-style classes: *Options with
+// torch.optim's defaults (get_lr/set_lr for LibTorch's schedulers), *ParamState with the state
+// keys of torch.optim's state_dict, and torch::save / torch::load through LibTorch's serializer.
+// There is no LibTorch step to fall back to: tensors the kernels cannot take (off the CPU,
+// non-contiguous, sparse, gradients of another dtype) raise an error.
+
+namespace detail {
+
+// A drop-in for a rule LibTorch lacks: Traits gives the name, the constructor's checks, the
+// kernel's options and the state's tensors (see the classes below).
+template <class Traits>
+class NewRule : public torch::optim::Optimizer {
+ public:
+  using Options = typename Traits::Options;
+  using State = typename Traits::State;
+
+  explicit NewRule(const std::vector<torch::optim::OptimizerParamGroup>& param_groups,
+                   Options defaults = {})
+      : torch::optim::Optimizer(param_groups, std::make_unique<Options>(defaults)) {
+    Traits::check(defaults);
+  }
+  explicit NewRule(std::vector<torch::Tensor> params, Options defaults = {})
+      : NewRule({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
+
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    return detail::step<State, Options>(
+        param_groups_, state_, closure,
+        [] {
+          TORCH_CHECK(false, Traits::name,
+                      ": every parameter and gradient must be a contiguous CPU tensor of the "
+                      "parameter's dtype (float32, float64, bfloat16 or float16)");
+        },
+        [](const State& s) { return Traits::element_state(s); }, Traits::rule,
+        [](const Options& o) { return Traits::kernel_options(o); },
+        [](const Options& o, const at::Tensor& p, auto& slot, std::uint32_t&) {
+          if (!slot) slot = std::make_unique<State>(Traits::new_state(o, p));
+          return Traits::row(static_cast<State&>(*slot));
+        });
+  }
+  void save(torch::serialize::OutputArchive& archive) const override {
+    torch::optim::serialize<State, Options>(archive, *this);
+  }
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::optim::serialize<State, Options>(archive, *this);
+  }
+};
+
+inline void check_common(const char* name, double lr, double eps, double weight_decay) {
+  TORCH_CHECK(lr >= 0, name, ": Invalid learning rate: ", lr);
+  TORCH_CHECK(eps >= 0, name, ": Invalid epsilon value: ", eps);
+  TORCH_CHECK(weight_decay >= 0, name, ": Invalid weight_decay value: ", weight_decay);
+}
+inline void check_betas(const std::tuple<double, double>& betas) {
+  TORCH_CHECK(0 <= std::get<0>(betas) && std::get<0>(betas) < 1.0,
+              "Invalid beta parameter at index 0: ", std::get<0>(betas));
+  TORCH_CHECK(0 <= std::get<1>(betas) && std::get<1>(betas) < 1.0,
+              "Invalid beta parameter at index 1: ", std::get<1>(betas));
+}
+inline at::Tensor scalar(double v) { return torch::tensor(static_cast<float>(v)); }
+
+}  // namespace detail
+
+// Options and state: TORCH_ARG accessors, LibTorch's serialization of each.
+using pair_t = std::tuple<double, double>;  // betas, etas, step_sizes (a macro argument)
+#define OPTIMCORE_LIBTORCH_LR()                                  \
+  double get_lr() const override { return lr(); }                \
+  void set_lr(const double value) override { lr(value); }
+
+struct AdadeltaOptions : torch::optim::OptimizerCloneableOptions<AdadeltaOptions> {
+  AdadeltaOptions(double lr = 1.0) : lr_(lr) {}
+  TORCH_ARG(double, lr) = 1.0;
+  TORCH_ARG(double, rho) = 0.9;
+  TORCH_ARG(double, eps) = 1e-6;
+  TORCH_ARG(double, weight_decay) = 0;
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(rho)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr) _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, rho)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
+  }
+  OPTIMCORE_LIBTORCH_LR()
+};
+struct AdadeltaParamState : torch::optim::OptimizerCloneableParamState<AdadeltaParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, square_avg);
+  TORCH_ARG(torch::Tensor, acc_delta);
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(square_avg)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(acc_delta)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, square_avg)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, acc_delta)
+  }
+};
+struct AdadeltaTraits {
+  using Options = AdadeltaOptions;
+  using State = AdadeltaParamState;
+  static constexpr const char* name = "Adadelta";
+  static constexpr dispatch::RuleId rule = dispatch::k_adadelta;
+  static void check(const Options& o) {
+    detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
+    TORCH_CHECK(o.rho() >= 0 && o.rho() <= 1, "Invalid rho value: ", o.rho());
+  }
+  static ::optimcore::AdadeltaOptions kernel_options(const Options& o) {
+    ::optimcore::AdadeltaOptions k;
+    k.lr = o.lr(); k.rho = o.rho(); k.eps = o.eps(); k.weight_decay = o.weight_decay();
+    return k;
+  }
+  static State new_state(const Options&, const at::Tensor& p) {
+    State s;
+    s.square_avg(detail::zeros_like(p));
+    s.acc_delta(detail::zeros_like(p));
+    return s;
+  }
+  static std::vector<at::Tensor> element_state(const State& s) { return {s.square_avg(), s.acc_delta()}; }
+  static std::vector<at::Tensor> row(const State& s) { return {s.square_avg(), s.acc_delta()}; }
+};
+using Adadelta = detail::NewRule<AdadeltaTraits>;
+
+// Adamax: Adam with the infinity norm.
+
+struct AdamaxOptions : torch::optim::OptimizerCloneableOptions<AdamaxOptions> {
+  AdamaxOptions(double lr = 2e-3) : lr_(lr) {}
+  TORCH_ARG(double, lr) = 2e-3;
+  TORCH_ARG(pair_t, betas) = std::make_tuple(0.9, 0.999);
+  TORCH_ARG(double, eps) = 1e-8;
+  TORCH_ARG(double, weight_decay) = 0;
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(betas)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, betas)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
+  }
+  OPTIMCORE_LIBTORCH_LR()
+};
+
+struct AdamaxParamState : torch::optim::OptimizerCloneableParamState<AdamaxParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, exp_avg);
+  TORCH_ARG(torch::Tensor, exp_inf);
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_inf)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_inf)
+  }
+};
+
+struct AdamaxTraits {
+  using Options = AdamaxOptions;
+  using State = AdamaxParamState;
+  static constexpr const char* name = "Adamax";
+  static constexpr dispatch::RuleId rule = dispatch::k_adamax;
+  static void check(const Options& o) {
+    detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
+    detail::check_betas(o.betas());
+  }
+  static ::optimcore::AdamaxOptions kernel_options(const Options& o) {
+    ::optimcore::AdamaxOptions k;
+    k.lr = o.lr(); k.beta1 = std::get<0>(o.betas()); k.beta2 = std::get<1>(o.betas());
+    k.eps = o.eps(); k.weight_decay = o.weight_decay();
+    return k;
+  }
+  static State new_state(const Options&, const at::Tensor& p) {
+    State s;
+    s.exp_avg(detail::zeros_like(p));
+    s.exp_inf(detail::zeros_like(p));
+    return s;
+  }
+  static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_inf()}; }
+  static std::vector<at::Tensor> row(const State& s) { return {s.exp_avg(), s.exp_inf()}; }
+};
+using Adamax = detail::NewRule<AdamaxTraits>;
+
+// NAdam: Adam with Nesterov momentum (mu_product: a 0-d float32 tensor, as torch.optim's).
+
+struct NAdamOptions : torch::optim::OptimizerCloneableOptions<NAdamOptions> {
+  NAdamOptions(double lr = 2e-3) : lr_(lr) {}
+  TORCH_ARG(double, lr) = 2e-3;
+  TORCH_ARG(pair_t, betas) = std::make_tuple(0.9, 0.999);
+  TORCH_ARG(double, eps) = 1e-8;
+  TORCH_ARG(double, weight_decay) = 0;
+  TORCH_ARG(double, momentum_decay) = 4e-3;
+  TORCH_ARG(bool, decoupled_weight_decay) = false;
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(betas)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(momentum_decay)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(decoupled_weight_decay)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, betas)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, momentum_decay)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, decoupled_weight_decay)
+  }
+  OPTIMCORE_LIBTORCH_LR()
+};
+
+struct NAdamParamState : torch::optim::OptimizerCloneableParamState<NAdamParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, exp_avg);
+  TORCH_ARG(torch::Tensor, exp_avg_sq);
+  TORCH_ARG(torch::Tensor, mu_product);
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg_sq)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(mu_product)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg_sq)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, mu_product)
+  }
+};
+
+struct NAdamTraits {
+  using Options = NAdamOptions;
+  using State = NAdamParamState;
+  static constexpr const char* name = "NAdam";
+  static constexpr dispatch::RuleId rule = dispatch::k_nadam;
+  static void check(const Options& o) {
+    detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
+    detail::check_betas(o.betas());
+    TORCH_CHECK(o.momentum_decay() >= 0, "Invalid momentum_decay value: ", o.momentum_decay());
+  }
+  static ::optimcore::NadamOptions kernel_options(const Options& o) {
+    ::optimcore::NadamOptions k;
+    k.lr = o.lr(); k.beta1 = std::get<0>(o.betas()); k.beta2 = std::get<1>(o.betas());
+    k.eps = o.eps(); k.weight_decay = o.weight_decay(); k.momentum_decay = o.momentum_decay();
+    k.decoupled_weight_decay = o.decoupled_weight_decay();
+    return k;
+  }
+  static State new_state(const Options&, const at::Tensor& p) {
+    State s;
+    s.exp_avg(detail::zeros_like(p));
+    s.exp_avg_sq(detail::zeros_like(p));
+    s.mu_product(detail::scalar(1.0));
+    return s;
+  }
+  static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
+  static std::vector<at::Tensor> row(const State& s) {
+    return {s.exp_avg(), s.exp_avg_sq(), s.mu_product()};
+  }
+};
+using NAdam = detail::NewRule<NAdamTraits>;
+
+// RAdam: Adam with the variance of the adaptive learning rate rectified.
+
+struct RAdamOptions : torch::optim::OptimizerCloneableOptions<RAdamOptions> {
+  RAdamOptions(double lr = 1e-3) : lr_(lr) {}
+  TORCH_ARG(double, lr) = 1e-3;
+  TORCH_ARG(pair_t, betas) = std::make_tuple(0.9, 0.999);
+  TORCH_ARG(double, eps) = 1e-8;
+  TORCH_ARG(double, weight_decay) = 0;
+  TORCH_ARG(bool, decoupled_weight_decay) = false;
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(betas)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(decoupled_weight_decay)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, betas)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, decoupled_weight_decay)
+  }
+  OPTIMCORE_LIBTORCH_LR()
+};
+
+struct RAdamParamState : torch::optim::OptimizerCloneableParamState<RAdamParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, exp_avg);
+  TORCH_ARG(torch::Tensor, exp_avg_sq);
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg_sq)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg_sq)
+  }
+};
+
+struct RAdamTraits {
+  using Options = RAdamOptions;
+  using State = RAdamParamState;
+  static constexpr const char* name = "RAdam";
+  static constexpr dispatch::RuleId rule = dispatch::k_radam;
+  static void check(const Options& o) {
+    detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
+    detail::check_betas(o.betas());
+  }
+  static ::optimcore::RadamOptions kernel_options(const Options& o) {
+    ::optimcore::RadamOptions k;
+    k.lr = o.lr(); k.beta1 = std::get<0>(o.betas()); k.beta2 = std::get<1>(o.betas());
+    k.eps = o.eps(); k.weight_decay = o.weight_decay();
+    k.decoupled_weight_decay = o.decoupled_weight_decay();
+    return k;
+  }
+  static State new_state(const Options&, const at::Tensor& p) {
+    State s;
+    s.exp_avg(detail::zeros_like(p));
+    s.exp_avg_sq(detail::zeros_like(p));
+    return s;
+  }
+  static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
+  static std::vector<at::Tensor> row(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
+};
+using RAdam = detail::NewRule<RAdamTraits>;
+
+// ASGD: averaged SGD (eta and mu: 0-d float32 tensors, as torch.optim's).
+
+struct ASGDOptions : torch::optim::OptimizerCloneableOptions<ASGDOptions> {
+  ASGDOptions(double lr = 1e-2) : lr_(lr) {}
+  TORCH_ARG(double, lr) = 1e-2;
+  TORCH_ARG(double, lambd) = 1e-4;
+  TORCH_ARG(double, alpha) = 0.75;
+  TORCH_ARG(double, t0) = 1e6;
+  TORCH_ARG(double, weight_decay) = 0;
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lambd)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(alpha)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(t0)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lambd)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, alpha)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, t0)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
+  }
+  OPTIMCORE_LIBTORCH_LR()
+};
+
+struct ASGDParamState : torch::optim::OptimizerCloneableParamState<ASGDParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, ax);
+  TORCH_ARG(torch::Tensor, eta);
+  TORCH_ARG(torch::Tensor, mu);
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(ax)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eta)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(mu)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, ax)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, eta)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, mu)
+  }
+};
+
+struct ASGDTraits {
+  using Options = ASGDOptions;
+  using State = ASGDParamState;
+  static constexpr const char* name = "ASGD";
+  static constexpr dispatch::RuleId rule = dispatch::k_asgd;
+  static void check(const Options& o) {
+    detail::check_common(name, o.lr(), 0.0, o.weight_decay());
+    TORCH_CHECK(o.lambd() >= 0, "Invalid lambd value: ", o.lambd());
+  }
+  static ::optimcore::AsgdOptions kernel_options(const Options& o) {
+    ::optimcore::AsgdOptions k;
+    k.lr = o.lr(); k.lambd = o.lambd(); k.alpha = o.alpha(); k.t0 = o.t0();
+    k.weight_decay = o.weight_decay();
+    return k;
+  }
+  static State new_state(const Options& o, const at::Tensor& p) {
+    State s;
+    s.ax(detail::zeros_like(p));
+    s.eta(detail::scalar(o.lr()));
+    s.mu(detail::scalar(1.0));
+    return s;
+  }
+  static std::vector<at::Tensor> element_state(const State& s) { return {s.ax()}; }
+  static std::vector<at::Tensor> row(const State& s) { return {s.ax(), s.eta(), s.mu()}; }
+};
+using ASGD = detail::NewRule<ASGDTraits>;
+
+// Rprop: resilient backpropagation (step_size starts at lr, as torch.optim's).
+
+struct RpropOptions : torch::optim::OptimizerCloneableOptions<RpropOptions> {
+  RpropOptions(double lr = 1e-2) : lr_(lr) {}
+  TORCH_ARG(double, lr) = 1e-2;
+  TORCH_ARG(pair_t, etas) = std::make_tuple(0.5, 1.2);
+  TORCH_ARG(pair_t, step_sizes) = std::make_tuple(1e-6, 50.0);
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(etas)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step_sizes)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, etas)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, step_sizes)
+  }
+  OPTIMCORE_LIBTORCH_LR()
+};
+
+struct RpropParamState : torch::optim::OptimizerCloneableParamState<RpropParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, prev);
+  TORCH_ARG(torch::Tensor, step_size);
+ public:  // (TORCH_ARG leaves the class private)
+  void serialize(torch::serialize::OutputArchive& archive) const override {
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(prev)
+    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step_size)
+  }
+  void serialize(torch::serialize::InputArchive& archive) override {
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, prev)
+    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, step_size)
+  }
+};
+
+struct RpropTraits {
+  using Options = RpropOptions;
+  using State = RpropParamState;
+  static constexpr const char* name = "Rprop";
+  static constexpr dispatch::RuleId rule = dispatch::k_rprop;
+  static void check(const Options& o) {
+    TORCH_CHECK(o.lr() >= 0, "Invalid learning rate: ", o.lr());
+    TORCH_CHECK(0 < std::get<0>(o.etas()) && std::get<0>(o.etas()) < 1.0 &&
+                    1.0 < std::get<1>(o.etas()),
+                "Invalid eta values: ", std::get<0>(o.etas()), ", ", std::get<1>(o.etas()));
+  }
+  static ::optimcore::RpropOptions kernel_options(const Options& o) {
+    ::optimcore::RpropOptions k;
+    k.etaminus = std::get<0>(o.etas()); k.etaplus = std::get<1>(o.etas());
+    k.step_size_min = std::get<0>(o.step_sizes()); k.step_size_max = std::get<1>(o.step_sizes());
+    return k;
+  }
+  static State new_state(const Options& o, const at::Tensor& p) {
+    State s;
+    s.prev(detail::zeros_like(p));
+    s.step_size(torch::full_like(p, o.lr(), at::MemoryFormat::Contiguous));
+    return s;
+  }
+  static std::vector<at::Tensor> element_state(const State& s) { return {s.prev(), s.step_size()}; }
+  static std::vector<at::Tensor> row(const State& s) { return {s.prev(), s.step_size()}; }
+};
+using Rprop = detail::NewRule<RpropTraits>;
+
+#undef OPTIMCORE_LIBTORCH_LR
+
+
 }  // namespace optimcore::libtorch
