@@ -251,8 +251,20 @@ def _corruptions(tmp_path, good):
     for label, content in cases.items():
         files[label] = tmp_path / f"{label}.safetensors"
         files[label].write_bytes(content())
+    def flag_as_text(h):
+        g = json.loads(h["__metadata__"]["param_groups"])
+        g[0]["amsgrad"] = "yes"
+        h["__metadata__"]["param_groups"] = json.dumps(g)
+
     edits = {
         "partial state": drop("state.0.exp_avg_sq"),
+        "a flag as text": flag_as_text,
+        "0-d state": lambda h: h["state.2.exp_avg"].update(
+            shape=[], data_offsets=[h["state.2.exp_avg"]["data_offsets"][0],
+                                    h["state.2.exp_avg"]["data_offsets"][0] + 4]),
+        "overflowing shape": lambda h: h["state.2.exp_avg"].update(
+            shape=[6, 2**32 + 1, 2**32 - 1, 2**32 + 1, 2**32 - 1]),
+        "huge index": lambda h: h.update({"state.99999999999999999999999.x": h.pop("state.2.exp_avg")}),
         "another class": lambda h: h["__metadata__"].update(optimizer="SGD"),
         "group sizes": groups(lambda g: g[0]["params"].pop()),
         "beta of 1": groups(lambda g: g[0].update(betas=[1.0, 0.999])),
@@ -261,6 +273,12 @@ def _corruptions(tmp_path, good):
     for label, edit in edits.items():
         files[label] = tmp_path / f"{label}.safetensors"
         _rewrite(good, files[label], edit)
+    # A bad \\u escape in the header (written by hand: json.dumps would escape it).
+    data = good.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = data[8:8 + size].replace(b'"format"', b'"form\\uzzzz"', 1)
+    files["bad escape"] = tmp_path / "bad escape.safetensors"
+    files["bad escape"].write_bytes(len(header).to_bytes(8, "little") + header + data[8 + size:])
     return files
 
 
@@ -284,6 +302,12 @@ def test_corrupt_or_mismatched_checkpoints_are_refused(program, tmp_path):
             continue
         with pytest.raises((ValueError, KeyError, RuntimeError)):
             checkpoint.load(opt, bad)
+        if label in ("partial state", "a flag as text", "0-d state"):
+            # torch.optim itself loads such files; checkpoint.load refuses them for it too
+            _, tparams = run_python(torch.optim.Adam, torch.float32, 2, options)
+            topt = make(torch.optim.Adam, tparams, options)
+            with pytest.raises(ValueError):
+                checkpoint.load(topt, bad)
         after = opt.state_dict()
         assert after["param_groups"] == groups_before, label
         for k, s in before.items():

@@ -124,8 +124,16 @@ class Parser {
         case 't': out += '\t'; break;
         case 'u': {
           if (i_ + 4 > s_.size()) fail("short \\u escape");
-          const unsigned long code = std::stoul(s_.substr(i_, 4), nullptr, 16);
-          i_ += 4;
+          unsigned long code = 0;
+          for (int k = 0; k < 4; ++k) {
+            const char h = s_[i_++];
+            const int digit = h >= '0' && h <= '9'   ? h - '0'
+                              : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                              : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                     : -1;
+            if (digit < 0) fail("bad \\u escape");
+            code = code * 16 + static_cast<unsigned long>(digit);
+          }
           if (code < 0x80) {
             out += static_cast<char>(code);
           } else if (code < 0x800) {
@@ -297,7 +305,7 @@ static void refuse_closure_state(const detail::Impl& m) {
 
 void Optimizer::save(const std::string& path) const {
   static_assert(sizeof(float) == 4 && sizeof(double) == 8, "IEEE float and double");
-  const detail::Impl& m = *impl_;
+  const detail::Impl& m = impl();
   refuse_closure_state(m);
   // param_groups, as torch's state_dict has them ("params": indices).
   std::string groups = "[";
@@ -356,7 +364,7 @@ void Optimizer::save(const std::string& path) const {
 }
 
 void Optimizer::load(const std::string& path) {
-  detail::Impl& m = *impl_;
+  detail::Impl& m = impl();
   refuse_closure_state(m);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read optimizer checkpoint '" + path + "'");
@@ -425,9 +433,16 @@ void Optimizer::load(const std::string& path) {
         }  // (lists of other lengths, objects: not a param_groups value C++ has)
         continue;
       }
-      if (value.is_array() != (o[key].kind() == Hyperparameter::Kind::pair))
-        corrupt(path, where + ": '" + key + "' has the wrong type");
-      o[key] = hyperparameter_from(value, where + ": '" + key + "'");
+      Hyperparameter h;
+      try {
+        h = hyperparameter_from(value, where + ": '" + key + "'");
+      } catch (const std::runtime_error& e) {
+        corrupt(path, e.what());
+      }
+      if (!detail::same_kind(*m.cls, key, o[key], h))
+        corrupt(path, where + ": '" + key + "' is " + detail::kind_name(h) + ", not " +
+                          detail::kind_name(o[key]));
+      o[key] = h;
     }
     try {
       detail::check_group(*m.cls, o, g);
@@ -447,7 +462,7 @@ void Optimizer::load(const std::string& path) {
     const std::size_t dot = name.find('.', 6);
     if (dot == std::string::npos || dot == 6) corrupt(path, where + " is not state.<index>.<key>");
     const std::string index_text = name.substr(6, dot - 6);
-    if (index_text.find_first_not_of("0123456789") != std::string::npos)
+    if (index_text.find_first_not_of("0123456789") != std::string::npos || index_text.size() > 15)
       corrupt(path, where + " is not state.<index>.<key>");
     const std::size_t index = std::stoull(index_text);
     if (!seen_saved.count(index)) corrupt(path, where + ": no parameter " + index_text);
@@ -466,7 +481,9 @@ void Optimizer::load(const std::string& path) {
     for (const Json& d : std::get<JsonArray>(shape->v)) {
       const double n = d.is_number() ? std::get<double>(d.v) : -1.0;
       if (!(n >= 0 && n == std::floor(n) && n < 1e15)) corrupt(path, where + ": bad shape");
-      t.numel *= static_cast<std::size_t>(n);
+      const auto dim = static_cast<std::size_t>(n);
+      if (dim && t.numel > (std::size_t{1} << 50) / dim) corrupt(path, where + ": shape too large");
+      t.numel *= dim;
     }
     t.scalar = std::get<JsonArray>(shape->v).empty();
     const JsonArray& off = std::get<JsonArray>(offsets->v);

@@ -332,6 +332,11 @@ std::vector<ClassDesc> make_classes() {
             check_lr(o);
             check_betas(o, /*inclusive=*/true);
             check_weight_decay(o);
+            // base_lr divides the decoupled weight decay (lion-pytorch refuses lr <= 0 too)
+            const auto base = o.find("base_lr");
+            if (base != o.end() && !(base->second.number() > 0.0))
+              refuse("Invalid learning rate: " + format_number(base->second.number()) +
+                     " (Lion's initial lr must be > 0)");
           });
   d->extra_keys = {"base_lr"};
   // base_lr: the constructor's lr for every group (lion-pytorch divides by its _init_lr).
@@ -436,6 +441,26 @@ std::vector<ClassDesc> make_classes() {
 
 }  // namespace
 
+const char* kind_name(const Hyperparameter& h) {
+  switch (h.kind()) {
+    case Hyperparameter::Kind::number: return "a number";
+    case Hyperparameter::Kind::flag: return "a flag";
+    case Hyperparameter::Kind::pair: return "a pair";
+    case Hyperparameter::Kind::text: return "a text";
+    case Hyperparameter::Kind::none: return "none";
+  }
+  return "?";
+}
+
+bool same_kind(const ClassDesc& c, const std::string& key, const Hyperparameter& current,
+               const Hyperparameter& value) {
+  if (current.kind() == value.kind()) return true;
+  // Keys whose default is None (max_eval, restart_every, line_search_fn) take None or a value.
+  const auto d = c.defaults.find(key);
+  const bool optional = c.extra_keys.count(key) || (d != c.defaults.end() && d->second.is_none());
+  return optional && (current.is_none() || value.is_none());
+}
+
 const std::vector<ClassDesc>& classes() {
   static const std::vector<ClassDesc> all = make_classes();
   return all;
@@ -489,16 +514,16 @@ Optimizer::Optimizer(const std::string& name, std::vector<ParamGroup> groups,
                      const Options& defaults)
     : impl_(std::make_unique<detail::Impl>()) {
   const detail::ClassDesc& c = detail::find_class(name);
-  impl_->cls = &c;
-  impl_->defaults = c.defaults;
+  impl().cls = &c;
+  impl().defaults = c.defaults;
   for (const auto& [key, value] : defaults) {
     if (!c.defaults.count(key) && !c.extra_keys.count(key))
       throw std::invalid_argument(name + ": unknown hyperparameter '" + key + "'");
-    impl_->defaults[key] = value;
+    impl().defaults[key] = value;
   }
-  detail::check_group(c, impl_->defaults, 0);
+  detail::check_group(c, impl().defaults, 0);
 #if defined(_OPENMP)
-  impl_->num_threads = omp_get_max_threads();
+  impl().num_threads = omp_get_max_threads();
 #endif
   if (groups.empty()) throw std::invalid_argument("optimizer got an empty parameter list");
   for (ParamGroup& g : groups) add_param_group(std::move(g));
@@ -506,10 +531,15 @@ Optimizer::Optimizer(const std::string& name, std::vector<ParamGroup> groups,
 
 double Optimizer::step(const std::function<double()>& closure) {
   if (!closure) throw std::invalid_argument(name() + ".step: the closure is empty");
-  if (impl_->cls->closure != detail::ClassDesc::Closure::none) return impl_->closure_step(closure);
+  if (impl().cls->closure != detail::ClassDesc::Closure::none) return impl().closure_step(closure);
   const double loss = closure();
   step();
   return loss;
+}
+
+detail::Impl& Optimizer::impl() const {
+  if (!impl_) throw std::logic_error("use of a moved-from optimcore::Optimizer");
+  return *impl_;
 }
 
 Optimizer::~Optimizer() = default;
@@ -522,16 +552,16 @@ std::vector<std::string> Optimizer::classes() {
   return names;
 }
 
-const std::string& Optimizer::name() const { return impl_->cls->name; }
-const Options& Optimizer::defaults() const { return impl_->defaults; }
-std::size_t Optimizer::num_groups() const { return impl_->groups.size(); }
-std::size_t Optimizer::num_params() const { return impl_->slots.size(); }
+const std::string& Optimizer::name() const { return impl().cls->name; }
+const Options& Optimizer::defaults() const { return impl().defaults; }
+std::size_t Optimizer::num_groups() const { return impl().groups.size(); }
+std::size_t Optimizer::num_params() const { return impl().slots.size(); }
 
 const std::vector<Param>& Optimizer::params(std::size_t group) const {
-  return impl_->group(group).params;
+  return impl().group(group).params;
 }
 const Options& Optimizer::options(std::size_t group) const {
-  return impl_->group(group).options;
+  return impl().group(group).options;
 }
 
 const Hyperparameter& Optimizer::get(std::size_t group, const std::string& key) const {
@@ -543,13 +573,14 @@ const Hyperparameter& Optimizer::get(std::size_t group, const std::string& key) 
 }
 
 void Optimizer::set(std::size_t group, const std::string& key, Hyperparameter value) {
-  Options& o = impl_->group(group).options;
+  detail::Impl& m = impl();
+  Options& o = m.group(group).options;
   const auto it = o.find(key);
-  if (it != o.end() && (it->second.kind() == Hyperparameter::Kind::pair) !=
-                           (value.kind() == Hyperparameter::Kind::pair))
-    throw std::invalid_argument("param group " + std::to_string(group) + ": '" + key + "' is " +
-                                (value.kind() == Hyperparameter::Kind::pair ? "not " : "") +
-                                "a pair");
+  if (it != o.end() && !detail::same_kind(*m.cls, key, it->second, value))
+    throw std::invalid_argument("param group " + std::to_string(group) + ": '" + key +
+                                "' cannot take a value of another kind (" +
+                                detail::kind_name(value) + " for " + detail::kind_name(it->second) +
+                                ")");
   o[key] = value;  // checked at the next step, before anything is written (as in Python)
 }
 
@@ -558,16 +589,16 @@ void Optimizer::set_lr(double lr) {
 }
 
 void Optimizer::set_grad(std::size_t index, const void* grad) {
-  impl_->param(index).grad = grad;
+  impl().param(index).grad = grad;
 }
 
 void Optimizer::set_data(std::size_t index, void* data) {
-  if (!data) throw std::invalid_argument("parameter " + std::to_string(index) + ": null data");
-  Param& p = impl_->param(index);
+  Param& p = impl().param(index);
+  if (!data && p.numel) throw std::invalid_argument("parameter " + std::to_string(index) + ": null data");
   void* old = p.data;
   p.data = data;
   try {
-    impl_->check_overlaps();
+    impl().check_overlaps();
   } catch (...) {
     p.data = old;
     throw;
@@ -575,17 +606,17 @@ void Optimizer::set_data(std::size_t index, void* data) {
 }
 
 void Optimizer::add_param_group(ParamGroup group) {
-  const detail::ClassDesc& c = *impl_->cls;
-  const std::size_t g = impl_->groups.size();
+  const detail::ClassDesc& c = *impl().cls;
+  const std::size_t g = impl().groups.size();
   if (c.closure != detail::ClassDesc::Closure::none && g > 0)
     throw std::invalid_argument(c.name + " doesn't support per-parameter options (parameter groups)");
   for (const auto& [key, value] : group.options)
     if (!c.defaults.count(key) && !c.extra_keys.count(key))
       throw std::invalid_argument(c.name + ": param group " + std::to_string(g) +
                                   ": unknown hyperparameter '" + key + "'");
-  Options merged = impl_->defaults;
+  Options merged = impl().defaults;
   for (const auto& [key, value] : group.options) merged[key] = value;
-  if (c.group_init) c.group_init(impl_->defaults, merged);
+  if (c.group_init) c.group_init(impl().defaults, merged);
   detail::check_group(c, merged, g);
   if (group.params.empty())
     throw std::invalid_argument("param group " + std::to_string(g) + " has no parameters");
@@ -593,35 +624,35 @@ void Optimizer::add_param_group(ParamGroup group) {
     const Param& p = group.params[i];
     const std::string where = "param group " + std::to_string(g) + ", parameter " +
                               std::to_string(i) + ": ";
-    if (!p.data) throw std::invalid_argument(where + "null data");
+    if (!p.data && p.numel) throw std::invalid_argument(where + "null data");
     if (static_cast<int>(p.dtype) < 0 || static_cast<int>(p.dtype) > 3)
       throw std::invalid_argument(where + "unknown dtype");
   }
-  const std::size_t first_slot = impl_->slots.size();
-  impl_->groups.push_back({std::move(group.params), std::move(merged), first_slot});
-  const auto& params = impl_->groups.back().params;
+  const std::size_t first_slot = impl().slots.size();
+  impl().groups.push_back({std::move(group.params), std::move(merged), first_slot});
+  const auto& params = impl().groups.back().params;
   for (std::size_t i = 0; i < params.size(); ++i)
-    impl_->slots.push_back({g, i, impl_->empty_state(params[i])});
+    impl().slots.push_back({g, i, impl().empty_state(params[i])});
   try {
-    impl_->check_overlaps();
-    if (c.closure != detail::ClassDesc::Closure::none) impl_->check_closure_params();
+    impl().check_overlaps();
+    if (c.closure != detail::ClassDesc::Closure::none) impl().check_closure_params();
   } catch (...) {
-    impl_->groups.pop_back();
-    impl_->slots.resize(first_slot);
+    impl().groups.pop_back();
+    impl().slots.resize(first_slot);
     throw;
   }
 }
 
 std::vector<std::string> Optimizer::state_keys(std::size_t index) const {
   std::vector<std::string> keys;
-  const detail::ParamStateStore& s = impl_->slot(index).state;
+  const detail::ParamStateStore& s = impl().slot(index).state;
   for (const detail::StateEntry& e : s.entries)
     if (e.buffer.data) keys.push_back(e.key);
   return keys;
 }
 
 StateTensor Optimizer::state(std::size_t index, const std::string& key) const {
-  const detail::ParamStateStore& s = impl_->slot(index).state;
+  const detail::ParamStateStore& s = impl().slot(index).state;
   for (const detail::StateEntry& e : s.entries)
     if (e.key == key && e.buffer.data) return {e.buffer.data.get(), e.numel, e.dtype, e.scalar};
   return {};
@@ -634,11 +665,11 @@ double Optimizer::step_count(std::size_t index) const {
 
 void Optimizer::set_num_threads(int num_threads) {
   if (num_threads < 1) throw std::invalid_argument("num_threads must be at least 1");
-  impl_->num_threads = num_threads;
+  impl().num_threads = num_threads;
 }
-int Optimizer::num_threads() const { return impl_->num_threads; }
+int Optimizer::num_threads() const { return impl().num_threads; }
 
-void Optimizer::step() { impl_->step(); }
+void Optimizer::step() { impl().step(); }
 
 }  // namespace optimcore
 

@@ -51,6 +51,11 @@ struct ClassDesc {
 };
 
 const std::vector<ClassDesc>& classes();
+const char* kind_name(const Hyperparameter& h);
+// Whether `value` may replace `current` under `key`: the same kind, or None for a key that may be
+// None.
+bool same_kind(const ClassDesc& c, const std::string& key, const Hyperparameter& current,
+               const Hyperparameter& value);
 const ClassDesc& find_class(const std::string& name);
 std::map<std::string, double> core_options(const ClassDesc& c, const Options& group);
 void check_group(const ClassDesc& c, const Options& group, std::size_t index);

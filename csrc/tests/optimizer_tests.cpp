@@ -233,6 +233,40 @@ void closure_methods() {
         }, "must all be float32 or all float64"), "LBFGS with mixed dtypes");
 }
 
+// What a demanding user tried (the review of the C++ API): each must throw before writing, or work.
+void review_cases() {
+  namespace ls = optimcore::lr_scheduler;
+  using optimcore::Optimizer;
+  using optimcore::Param;
+  std::vector<float> w(8, 1.0f), g(8, 1.0f), w2(8, 1.0f), g2(8, 1.0f);
+  // A moved-from optimizer throws instead of crashing.
+  Optimizer a("SGD", {{{Param(w, g)}, {}}}, {{"lr", 0.1}});
+  Optimizer b = std::move(a);
+  CHECK(throws([&] { (void)a.num_groups(); }, "moved-from"), "moved-from optimizer");
+  // Empty parameters (an empty std::vector has null data) are parameters like any other.
+  std::vector<float> empty, gempty;
+  Optimizer e("Adam", {{{Param(empty, gempty), Param(w2, g2)}, {}}});
+  e.step();
+  CHECK(e.step_count(1) == 1.0, "a group with an empty parameter");
+  // A value of another kind is refused at once.
+  CHECK(throws([&] { b.set(0, "lr", true); }, "another kind"), "set lr to a flag");
+  CHECK(throws([&] { b.set(0, "nesterov", 1.0); }, "another kind"), "set a flag to a number");
+  // Lion's decoupled weight decay divides by the initial lr.
+  CHECK(throws([&] {
+          Optimizer("Lion", {{{Param(w, g)}, {}}},
+                    {{"lr", 0.0}, {"weight_decay", 0.1}, {"decoupled_weight_decay", true}});
+        }, "initial lr must be > 0"), "Lion with lr 0");
+  // A scheduler made before add_param_group refuses to step (torch: zip strict).
+  Optimizer c("SGD", {{{Param(w, g)}, {}}}, {{"lr", 0.1}});
+  ls::CosineAnnealingLR cosine(c, 10);
+  c.add_param_group({{Param(w2, g2)}, {}});
+  CHECK(throws([&] { cosine.step(); }, "the scheduler was made for 1"), "scheduler after add_param_group");
+  // OneCycleLR with an empty phase: torch's ZeroDivisionError, at construction.
+  Optimizer d("SGD", {{{Param(w2, g2)}, {}}}, {{"lr", 0.1}, {"momentum", 0.9}});
+  CHECK(throws([&] { ls::OneCycleLR(d, 0.5, 4, ls::OneCycleOptions{0.25}); }, "division by zero"),
+        "OneCycleLR with pct_start * total_steps == 1");
+}
+
 }  // namespace
 
 int main() {
@@ -242,6 +276,7 @@ int main() {
   schedules();
   checkpoints();
   closure_methods();
+  review_cases();
   if (failures == 0) std::printf("optimizer tests passed (SIMD level %s)\n",
                                  optimcore::dispatch::simd_level().c_str());
   return failures;

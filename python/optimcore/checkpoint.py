@@ -170,6 +170,47 @@ def _state_dict(path) -> tuple[dict, dict]:
     return meta, {"state": state, "param_groups": param_groups}
 
 
+# 0-d state of torch.optim's and optimcore's rules; every other tensor state has one element per
+# parameter element.
+_SCALAR_STATE = frozenset({"step", "mu_product", "eta", "mu", "exp_avg2", "sgd_lr", "switch_lr",
+                           "switched_at", "weight_norm", "adam_norm", "trust_ratio", "H_diag",
+                           "t", "prev_loss"})
+
+
+def _same_kind(current, saved) -> bool:
+    """Whether a saved param_groups value may replace the optimizer's: a flag for a flag, a
+    number for a number, a pair for a pair, text or None where the optimizer has text or None."""
+    if current is None or saved is None:
+        return True
+    if isinstance(current, bool) or isinstance(saved, bool):
+        return isinstance(current, bool) and isinstance(saved, bool)
+    if isinstance(current, (int, float, torch.Tensor)):
+        return isinstance(saved, (int, float))
+    if isinstance(current, (tuple, list)):
+        return isinstance(saved, (tuple, list)) and len(saved) == len(current)
+    if isinstance(current, str):
+        return isinstance(saved, str)
+    return True
+
+
+def _expected_state(optimizer, group: dict):
+    """The state keys one step of `optimizer`'s class gives a parameter under `group`'s options
+    (a one-element probe); None when the class cannot be probed (a closure, other arguments)."""
+    import inspect
+
+    cls = type(optimizer)
+    try:
+        names = inspect.signature(cls).parameters
+        kwargs = {k: v for k, v in group.items() if k in names and k != "params"}
+        p = torch.nn.Parameter(torch.zeros(1, dtype=group["params"][0].dtype))
+        probe = cls([p], **kwargs)
+        p.grad = torch.zeros_like(p)
+        probe.step()
+        return set(probe.state[p])
+    except Exception:  # noqa: BLE001 (a probe that cannot run checks nothing)
+        return None
+
+
 def load(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
     """Loads a checkpoint into ``optimizer`` (optimcore or torch.optim) with its
     ``load_state_dict``, after checking that the file fits: the class (when the file names one),
@@ -197,8 +238,14 @@ def load(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
             index_of[i] = len(params)
             params.append(p)
         for key, value in group.items():
-            if key != "params":
-                saved.setdefault(key, value)
+            if key == "params":
+                continue
+            if key in saved and not _same_kind(value, saved[key]):
+                raise CheckpointError(f"{where}: param group {g}: {key!r} is {saved[key]!r}, "
+                                      f"which cannot replace {value!r}")
+            saved.setdefault(key, value)
+    group_of = {i: g for g, saved in enumerate(sd["param_groups"]) for i in saved["params"]}
+    expected = {}
     state = {}
     for index, entries in sd["state"].items():
         if index not in index_of:
@@ -206,11 +253,23 @@ def load(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
         p = params[index_of[index]]
         fixed = {}
         for key, value in entries.items():
-            if isinstance(value, torch.Tensor) and value.dim() > 0:
-                if value.numel() != p.numel():
-                    raise CheckpointError(f"{where}: parameter {index}: {key!r} has "
-                                          f"{value.numel()} elements, the parameter {p.numel()}")
+            if isinstance(value, torch.Tensor) and key not in _SCALAR_STATE:
+                if value.numel() != p.numel() or (value.dim() == 0 and p.dim() > 0):
+                    raise CheckpointError(f"{where}: parameter {index}: {key!r} has shape "
+                                          f"{list(value.shape)}, the parameter {list(p.shape)}")
                 value = value.reshape(p.shape)
             fixed[key] = value
+        # Partial state: against what one step of this class makes under the group's options
+        # (optimcore's classes start keys an option switched on later, as on a first step).
+        g = group_of[index]
+        if g not in expected:
+            merged = dict(sd["param_groups"][g], params=groups[g]["params"])
+            expected[g] = _expected_state(optimizer, merged)
+        if expected[g] is not None and fixed:
+            optional = getattr(optimizer, "_optional_state", frozenset())
+            missing = sorted(expected[g] - set(fixed) - optional)
+            if missing:
+                raise CheckpointError(f"{where}: parameter {index} has state but no "
+                                      f"{missing[0]!r}: the checkpoint is incomplete")
         state[index] = fixed
     optimizer.load_state_dict({"state": state, "param_groups": sd["param_groups"]})

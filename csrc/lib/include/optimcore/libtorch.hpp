@@ -19,7 +19,11 @@
 #include <torch/csrc/autograd/variable.h>
 #include <torch/optim.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <deque>
+#include <map>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -46,10 +50,27 @@ inline bool dense_like(const at::Tensor& t, const at::Tensor& p) {
 }
 
 // Whether the kernels can step every parameter that has a gradient, with the state it has.
+// Parameters listed twice, or sharing memory, step one after the other in LibTorch (each sees
+// the other's update): the kernels' single pass cannot, so LibTorch's step takes them.
+inline bool disjoint(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
+  for (const auto& group : groups)
+    for (const auto& p : group.params())
+      if (p.numel()) {
+        const auto begin = reinterpret_cast<std::uintptr_t>(p.data_ptr());
+        ranges.emplace_back(begin, begin + static_cast<std::uintptr_t>(p.numel() * p.element_size()));
+      }
+  std::sort(ranges.begin(), ranges.end());
+  for (std::size_t k = 1; k < ranges.size(); ++k)
+    if (ranges[k].first < ranges[k - 1].second) return false;
+  return true;
+}
+
 template <class State, class F>
 bool kernels_can_step(const std::vector<torch::optim::OptimizerParamGroup>& groups,
                       const ska::flat_hash_map<void*, std::unique_ptr<torch::optim::OptimizerParamState>>& state,
                       F&& state_tensors) {
+  if (!disjoint(groups)) return false;
   for (const auto& group : groups)
     for (const auto& p : group.params()) {
       if (!p.grad().defined()) continue;
@@ -80,13 +101,15 @@ struct Rows {
 // Calls the rule's kernel for each dtype present, then bumps the version counters of everything
 // written, as LibTorch's in-place ops do (autograd then refuses a graph that saved them).
 template <class Options>
-void run(dispatch::RuleId rule, std::vector<Rows>& by_dtype, const Options& options) {
+void run(dispatch::RuleId rule, std::vector<Rows>& by_dtype, const Options& options,
+         bool bump_versions) {
   for (int dtype = 0; dtype < static_cast<int>(by_dtype.size()); ++dtype) {
     Rows& rows = by_dtype[static_cast<std::size_t>(dtype)];
     if (rows.grads.empty()) continue;
     dispatch::kernels().rules[rule](rows.table.data(), rows.grads.data(), rows.grads.size(),
                                     dtype, /*master=*/false, &options, at::get_num_threads());
-    for (const at::Tensor& t : rows.written) torch::autograd::impl::bump_version(t);
+    if (bump_versions)
+      for (const at::Tensor& t : rows.written) torch::autograd::impl::bump_version(t);
   }
 }
 
@@ -129,6 +152,9 @@ at::Tensor step(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap
                 Tensors&& tensors, dispatch::RuleId rule, KernelOptions&& options,
                 StateRow&& state) {
   constexpr bool kCountsSteps = !std::is_same<State, torch::optim::SGDParamState>::value;
+  // LibTorch's SGD updates p.data(), whose version counter is not the parameter's: it leaves a
+  // retained graph usable; its other optimizers write the parameter in place and bump it.
+  constexpr bool kBumpVersions = kCountsSteps;
   torch::NoGradGuard no_grad;
   at::Tensor loss = evaluate(closure);
   if (!kernels_can_step<State>(groups, states, tensors)) {
@@ -157,7 +183,7 @@ at::Tensor step(std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap
       }
       add_row(rows[static_cast<std::size_t>(dtype_code(p))], p, step_count, fresh, row);
     }
-    run(rule, rows, k);
+    run(rule, rows, k, kBumpVersions);
     if constexpr (kCountsSteps)
       for (State* s : stepped) s->step(s->step() + 1);
   }
@@ -315,6 +341,175 @@ class RMSprop : public torch::optim::RMSprop {
   }
 };
 
+// L-BFGS, as torch::optim::LBFGS: the same options and LBFGSParamState (so torch::save works
+// as before), with the iterations on liboptimcore's closure kernels (the Python LBFGS's). Falls
+// back to LibTorch's step for parameters the kernels cannot take (off the CPU, non-contiguous,
+// not all float32 or all float64) and for state it cannot read.
+class LBFGS : public torch::optim::LBFGS {
+ public:
+  using torch::optim::LBFGS::LBFGS;
+
+  torch::Tensor step(LossClosure closure) override {
+    TORCH_CHECK(closure != nullptr, "LBFGS requires a closure function");
+    using State = torch::optim::LBFGSParamState;
+    auto& group = param_groups_.at(0);
+    const auto& o = static_cast<const torch::optim::LBFGSOptions&>(group.options());
+    const auto& params = group.params();
+    const at::ScalarType dtype = params.at(0).scalar_type();
+    std::int64_t n = 0;
+    bool ok = dtype == at::kFloat || dtype == at::kDouble;
+    for (const auto& p : params) {
+      ok = ok && p.device().is_cpu() && p.layout() == at::kStrided && p.is_contiguous() &&
+           p.scalar_type() == dtype;
+      n += p.numel();
+    }
+    State* state = nullptr;
+    auto it = state_.find(params.at(0).unsafeGetTensorImpl());
+    if (it != state_.end()) {
+      state = static_cast<State*>(it->second.get());
+      auto vector_ok = [&](const at::Tensor& t) {
+        return !t.defined() || (t.device().is_cpu() && t.is_contiguous() &&
+                                t.scalar_type() == dtype && t.numel() == n);
+      };
+      ok = ok && vector_ok(state->d()) && vector_ok(state->prev_flat_grad());
+      for (const auto& t : state->old_dirs()) ok = ok && t.defined() && vector_ok(t);
+      for (const auto& t : state->old_stps()) ok = ok && t.defined() && vector_ok(t);
+    }
+    if (!ok) return torch::optim::LBFGS::step(closure);
+
+    // The state as the kernel reads it; vectors stay torch tensors, kept by address.
+    Vectors vectors{dtype, n, {}};
+    dispatch::ClosureState c;
+    if (state) {
+      c.func_evals = state->func_evals();
+      c.n_iter = state->n_iter();
+      c.started = state->d().defined();
+      c.d = vectors.keep(state->d());
+      c.prev_flat_grad = vectors.keep(state->prev_flat_grad());
+      c.t = {state->t(), false};
+      c.prev_loss = state->prev_loss();
+      if (state->H_diag().defined()) c.H_diag = {state->H_diag().item<double>(), true};
+      for (const auto& t : state->old_dirs()) c.old_dirs.push_back(vectors.keep(t));
+      for (const auto& t : state->old_stps()) c.old_stps.push_back(vectors.keep(t));
+      for (const auto& t : state->ro()) c.ro.push_back({t.item<double>(), true});
+      if (state->al())
+        for (const auto& t : *state->al()) c.al.push_back({t.defined() ? t.item<double>() : 0.0, t.defined()});
+    }
+    std::vector<std::int64_t> segments;
+    std::vector<std::size_t> sizes;
+    for (const auto& p : params) {
+      segments.push_back(detail::address(p));
+      sizes.push_back(static_cast<std::size_t>(p.numel()));
+    }
+    Context context{&closure, &params, &vectors, {}};
+    dispatch::ClosureCallbacks calls;
+    calls.context = &context;
+    calls.evaluate = &Context::evaluate;
+    calls.vector = &Context::vector;
+    calls.recycle = &Context::recycle;
+    ::optimcore::LbfgsOptions k;
+    k.lr = o.lr();
+    k.max_iter = o.max_iter();
+    k.max_eval = o.max_eval() ? *o.max_eval() : o.max_iter() * 5 / 4;
+    k.tolerance_grad = o.tolerance_grad();
+    k.tolerance_change = o.tolerance_change();
+    k.history_size = o.history_size();
+    if (o.line_search_fn()) {
+      TORCH_CHECK(*o.line_search_fn() == "strong_wolfe", "only 'strong_wolfe' is supported");
+      k.line_search = true;
+    }
+    const int code = dtype == at::kFloat ? dispatch::kFloat32 : dispatch::kFloat64;
+    {
+      torch::NoGradGuard no_grad;
+      dispatch::kernels().lbfgs(segments.data(), sizes.data(), segments.size(), code, c, k, calls,
+                                at::get_num_threads());
+    }
+    for (const auto& p : params) torch::autograd::impl::bump_version(p);
+
+    // Back into LibTorch's state.
+    auto s = std::make_unique<State>();
+    s->func_evals(c.func_evals);
+    s->n_iter(c.n_iter);
+    if (c.started) {
+      s->d(vectors.get(c.d));
+      s->prev_flat_grad(vectors.get(c.prev_flat_grad));
+      s->t(c.t.value);
+      s->prev_loss(c.prev_loss);
+      s->H_diag(torch::tensor(c.H_diag.value, torch::TensorOptions().dtype(dtype)));
+      std::deque<at::Tensor> dirs, stps, ro;
+      for (auto v : c.old_dirs) dirs.push_back(vectors.get(v));
+      for (auto v : c.old_stps) stps.push_back(vectors.get(v));
+      for (const auto& r : c.ro) ro.push_back(torch::tensor(r.value, torch::TensorOptions().dtype(dtype)));
+      s->old_dirs(dirs);
+      s->old_stps(stps);
+      s->ro(ro);
+      if (!c.al.empty()) {
+        std::vector<at::Tensor> al;
+        for (const auto& a : c.al)
+          al.push_back(a.tensor ? torch::tensor(a.value, torch::TensorOptions().dtype(dtype)) : at::Tensor());
+        s->al(al);
+      }
+    }
+    state_[params.at(0).unsafeGetTensorImpl()] = std::move(s);
+    return context.first_loss;
+  }
+
+ private:
+  // Vectors of n elements lent to the kernel: existing state tensors and new ones, by address.
+  struct Vectors {
+    at::ScalarType dtype;
+    std::int64_t n;
+    std::map<std::int64_t, at::Tensor> by_address;
+    std::int64_t keep(const at::Tensor& t) {
+      if (!t.defined()) return 0;
+      by_address[detail::address(t)] = t;
+      return detail::address(t);
+    }
+    at::Tensor get(std::int64_t address) const {
+      const auto it = by_address.find(address);
+      return it == by_address.end() ? at::Tensor() : it->second;
+    }
+  };
+  struct Context {
+    const LossClosure* closure;
+    const std::vector<at::Tensor>* params;
+    Vectors* vectors;
+    at::Tensor first_loss;
+    // The closure with gradients on; its gradients gathered into the kernel's vector (an
+    // undefined gradient as zeros, as LibTorch's _gather_flat_grad).
+    static double evaluate(void* self, std::int64_t grad) {
+      auto& c = *static_cast<Context*>(self);
+      at::Tensor loss;
+      {
+        at::AutoGradMode enable_grad(true);
+        loss = (*c.closure)();
+      }
+      if (!c.first_loss.defined()) c.first_loss = loss;
+      auto* out = reinterpret_cast<char*>(static_cast<std::uintptr_t>(grad));
+      for (const auto& p : *c.params) {
+        const std::size_t bytes = static_cast<std::size_t>(p.numel()) * p.element_size();
+        const at::Tensor& g = p.grad();
+        if (g.defined()) {
+          const at::Tensor dense = g.is_sparse() ? g.to_dense() : g;
+          const at::Tensor flat = dense.to(p.scalar_type()).contiguous();
+          std::memcpy(out, flat.data_ptr(), bytes);
+        } else {
+          std::memset(out, 0, bytes);
+        }
+        out += bytes;
+      }
+      return loss.item<double>();
+    }
+    static std::int64_t vector(void* self) {
+      auto& c = *static_cast<Context*>(self);
+      return c.vectors->keep(torch::empty({c.vectors->n}, torch::TensorOptions().dtype(c.vectors->dtype)));
+    }
+    static void recycle(void* self, std::int64_t address) {
+      static_cast<Context*>(self)->vectors->by_address.erase(address);
+    }
+  };
+};
+
 // --- Rules LibTorch does not have (pytorch/pytorch#107224) ------------------------------------
 // Adadelta, Adamax, NAdam, RAdam, ASGD and Rprop, as torch::optim-style classes: *Options with
 // torch.optim's defaults (get_lr/set_lr for LibTorch's schedulers), *ParamState with the state
@@ -341,6 +536,15 @@ class NewRule : public torch::optim::Optimizer {
       : NewRule({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
 
   torch::Tensor step(LossClosure closure = nullptr) override {
+    // 0-d state (NAdam's mu_product, ASGD's eta and mu) is float32, as torch.optim's.
+    for (const auto& entry : state_) {
+      const auto& s = static_cast<const State&>(*entry.second);
+      const auto row = Traits::row(s);
+      for (std::size_t k = Traits::element_state(s).size(); k < row.size(); ++k)
+        TORCH_CHECK(row[k].defined() && row[k].device().is_cpu() && row[k].numel() == 1 &&
+                        row[k].scalar_type() == at::kFloat,
+                    Traits::name, ": 0-d state must be a float32 CPU tensor");
+    }
     return detail::step<State, Options>(
         param_groups_, state_, closure,
         [] {

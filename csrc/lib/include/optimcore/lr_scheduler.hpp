@@ -39,6 +39,13 @@ class LRScheduler {
     ++step_count_;
     update_lr();
   }
+  // As torch (zip(..., strict=True)): a group added after the scheduler was made has no base lr.
+  void check_groups() const {
+    if (optimizer_.num_groups() != base_lrs_.size())
+      throw std::invalid_argument(
+          "the optimizer has " + std::to_string(optimizer_.num_groups()) +
+          " param groups, the scheduler was made for " + std::to_string(base_lrs_.size()));
+  }
   int last_epoch() const { return last_epoch_; }
   const std::vector<double>& base_lrs() const { return base_lrs_; }
   std::vector<double> get_last_lr() const { return lrs(); }
@@ -57,11 +64,13 @@ class LRScheduler {
     initial_ = false;
   }
   void update_lr() {
+    check_groups();
     ++last_epoch_;
     set(get_lr());
   }
   // torch's _update_lr(epoch): jump to `epoch`, in closed form where there is one.
   void update_lr_at(int epoch) {
+    check_groups();
     last_epoch_ = epoch;
     std::vector<double> values;
     if (!closed_form(values)) values = get_lr();
@@ -376,6 +385,9 @@ class OneCycleLR : public LRScheduler {
       for (std::size_t i = 0; i < phases_.size(); ++i) {
         const Phase& p = phases_[i];
         if (step_num <= p.end_step || i == phases_.size() - 1) {
+          if (p.end_step == start_step)  // torch: ZeroDivisionError
+            throw std::domain_error("OneCycleLR: float division by zero (a phase of no steps: "
+                                    "pct_start * total_steps is too small)");
           const double pct = (step_num - start_step) / (p.end_step - start_step);
           v[g] = anneal(value(p.start_lr), value(p.end_lr), pct);
           if (o_.cycle_momentum)

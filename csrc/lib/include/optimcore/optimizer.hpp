@@ -31,7 +31,8 @@ OPTIMCORE_API const char* dtype_name(DType dtype);  // "float32", ...
 
 // A parameter: `numel` elements of `dtype` at `data`, updated in place by step(), and its
 // gradient, read by step(). A null gradient leaves the parameter out of that step, as torch does
-// for p.grad is None. The caller keeps both buffers alive while the optimizer uses them.
+// for p.grad is None. The caller keeps both buffers alive while the optimizer uses them. (An
+// empty parameter may have null data.)
 struct Param {
   void* data = nullptr;
   const void* grad = nullptr;
@@ -135,7 +136,8 @@ class OPTIMCORE_API Optimizer {
   std::size_t num_params() const;
 
   // Options between steps (what a scheduler does to param_groups). set() adds a key the group
-  // lacks, as Python does (schedulers keep "initial_lr" there); values are checked at step().
+  // lacks, as Python does (schedulers keep "initial_lr" there); a value of another kind than the
+  // key's (a flag for a number, ...) is refused at once, other values are checked at step().
   const Options& options(std::size_t group) const;
   const Hyperparameter& get(std::size_t group, const std::string& key) const;
   void set(std::size_t group, const std::string& key, Hyperparameter value);
@@ -172,6 +174,7 @@ class OPTIMCORE_API Optimizer {
   void load(const std::string& path);
 
  private:
+  detail::Impl& impl() const;  // throws std::logic_error on a moved-from optimizer
   std::unique_ptr<detail::Impl> impl_;
 };
 
