@@ -582,45 +582,49 @@ inline at::Tensor scalar(double v) { return torch::tensor(static_cast<float>(v))
 
 }  // namespace detail
 
-// Options and state: TORCH_ARG accessors, LibTorch's serialization of each.
-using pair_t = std::tuple<double, double>;  // betas, etas, step_sizes (a macro argument)
-#define OPTIMCORE_LIBTORCH_LR()                                  \
-  double get_lr() const override { return lr(); }                \
-  void set_lr(const double value) override { lr(value); }
+// Options and state of each class: X(type, name, default) lists, expanded into TORCH_ARG
+// accessors and LibTorch's serialization (the macros below).
+using pair_t = std::tuple<double, double>;  // betas, etas, step_sizes
 
-struct AdadeltaOptions : torch::optim::OptimizerCloneableOptions<AdadeltaOptions> {
-  AdadeltaOptions(double lr = 1.0) : lr_(lr) {}
-  TORCH_ARG(double, lr) = 1.0;
-  TORCH_ARG(double, rho) = 0.9;
-  TORCH_ARG(double, eps) = 1e-6;
-  TORCH_ARG(double, weight_decay) = 0;
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(rho)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
+#define OPTIMCORE_LIBTORCH_ARG(T, name, init) TORCH_ARG(T, name) = init;
+#define OPTIMCORE_LIBTORCH_WRITE(T, name, init) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(name)
+#define OPTIMCORE_LIBTORCH_READ(T, name, init) _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(T, name)
+#define OPTIMCORE_LIBTORCH_SERIALIZE(FIELDS)                                    \
+ public: /* TORCH_ARG leaves the class private */                              \
+  void serialize(torch::serialize::OutputArchive& archive) const override {    \
+    FIELDS(OPTIMCORE_LIBTORCH_WRITE)                                           \
+  }                                                                            \
+  void serialize(torch::serialize::InputArchive& archive) override {           \
+    FIELDS(OPTIMCORE_LIBTORCH_READ)                                            \
   }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr) _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, rho)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
-  }
-  OPTIMCORE_LIBTORCH_LR()
-};
-struct AdadeltaParamState : torch::optim::OptimizerCloneableParamState<AdadeltaParamState> {
-  TORCH_ARG(int64_t, step) = 0;
-  TORCH_ARG(torch::Tensor, square_avg);
-  TORCH_ARG(torch::Tensor, acc_delta);
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(square_avg)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(acc_delta)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, square_avg)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, acc_delta)
-  }
-};
+// <Name>Options(lr): torch.optim's defaults, get_lr/set_lr for LibTorch's schedulers.
+#define OPTIMCORE_LIBTORCH_OPTIONS(Name, default_lr, FIELDS)                            \
+  struct Name##Options : torch::optim::OptimizerCloneableOptions<Name##Options> {    \
+    Name##Options(double lr = default_lr) : lr_(lr) {}                               \
+    FIELDS(OPTIMCORE_LIBTORCH_ARG)                                                   \
+    OPTIMCORE_LIBTORCH_SERIALIZE(FIELDS)                                             \
+    double get_lr() const override { return lr(); }                                  \
+    void set_lr(const double value) override { lr(value); }                          \
+  };
+// <Name>ParamState: step, then torch.optim's state keys.
+#define OPTIMCORE_LIBTORCH_STATE(Name, FIELDS)                                          \
+  struct Name##ParamState : torch::optim::OptimizerCloneableParamState<Name##ParamState> { \
+    FIELDS(OPTIMCORE_LIBTORCH_ARG)                                                   \
+    OPTIMCORE_LIBTORCH_SERIALIZE(FIELDS)                                             \
+  };
+
+// Adadelta: an adaptive learning rate per element.
+#define OPTIMCORE_ADADELTA_OPTIONS(X) \
+  X(double, lr, 1.0) \
+  X(double, rho, 0.9) \
+  X(double, eps, 1e-6) \
+  X(double, weight_decay, 0)
+#define OPTIMCORE_ADADELTA_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, square_avg, torch::Tensor()) \
+  X(torch::Tensor, acc_delta, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(Adadelta, 1.0, OPTIMCORE_ADADELTA_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(Adadelta, OPTIMCORE_ADADELTA_STATE)
 struct AdadeltaTraits {
   using Options = AdadeltaOptions;
   using State = AdadeltaParamState;
@@ -647,46 +651,17 @@ struct AdadeltaTraits {
 using Adadelta = detail::NewRule<AdadeltaTraits>;
 
 // Adamax: Adam with the infinity norm.
-
-struct AdamaxOptions : torch::optim::OptimizerCloneableOptions<AdamaxOptions> {
-  AdamaxOptions(double lr = 2e-3) : lr_(lr) {}
-  TORCH_ARG(double, lr) = 2e-3;
-  TORCH_ARG(pair_t, betas) = std::make_tuple(0.9, 0.999);
-  TORCH_ARG(double, eps) = 1e-8;
-  TORCH_ARG(double, weight_decay) = 0;
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(betas)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, betas)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
-  }
-  OPTIMCORE_LIBTORCH_LR()
-};
-
-struct AdamaxParamState : torch::optim::OptimizerCloneableParamState<AdamaxParamState> {
-  TORCH_ARG(int64_t, step) = 0;
-  TORCH_ARG(torch::Tensor, exp_avg);
-  TORCH_ARG(torch::Tensor, exp_inf);
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_inf)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_inf)
-  }
-};
-
+#define OPTIMCORE_ADAMAX_OPTIONS(X) \
+  X(double, lr, 2e-3) \
+  X(pair_t, betas, (std::make_tuple(0.9, 0.999))) \
+  X(double, eps, 1e-8) \
+  X(double, weight_decay, 0)
+#define OPTIMCORE_ADAMAX_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, exp_avg, torch::Tensor()) \
+  X(torch::Tensor, exp_inf, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(Adamax, 2e-3, OPTIMCORE_ADAMAX_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(Adamax, OPTIMCORE_ADAMAX_STATE)
 struct AdamaxTraits {
   using Options = AdamaxOptions;
   using State = AdamaxParamState;
@@ -714,55 +689,20 @@ struct AdamaxTraits {
 using Adamax = detail::NewRule<AdamaxTraits>;
 
 // NAdam: Adam with Nesterov momentum (mu_product: a 0-d float32 tensor, as torch.optim's).
-
-struct NAdamOptions : torch::optim::OptimizerCloneableOptions<NAdamOptions> {
-  NAdamOptions(double lr = 2e-3) : lr_(lr) {}
-  TORCH_ARG(double, lr) = 2e-3;
-  TORCH_ARG(pair_t, betas) = std::make_tuple(0.9, 0.999);
-  TORCH_ARG(double, eps) = 1e-8;
-  TORCH_ARG(double, weight_decay) = 0;
-  TORCH_ARG(double, momentum_decay) = 4e-3;
-  TORCH_ARG(bool, decoupled_weight_decay) = false;
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(betas)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(momentum_decay)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(decoupled_weight_decay)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, betas)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, momentum_decay)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, decoupled_weight_decay)
-  }
-  OPTIMCORE_LIBTORCH_LR()
-};
-
-struct NAdamParamState : torch::optim::OptimizerCloneableParamState<NAdamParamState> {
-  TORCH_ARG(int64_t, step) = 0;
-  TORCH_ARG(torch::Tensor, exp_avg);
-  TORCH_ARG(torch::Tensor, exp_avg_sq);
-  TORCH_ARG(torch::Tensor, mu_product);
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg_sq)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(mu_product)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg_sq)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, mu_product)
-  }
-};
-
+#define OPTIMCORE_NADAM_OPTIONS(X) \
+  X(double, lr, 2e-3) \
+  X(pair_t, betas, (std::make_tuple(0.9, 0.999))) \
+  X(double, eps, 1e-8) \
+  X(double, weight_decay, 0) \
+  X(double, momentum_decay, 4e-3) \
+  X(bool, decoupled_weight_decay, false)
+#define OPTIMCORE_NADAM_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, exp_avg, torch::Tensor()) \
+  X(torch::Tensor, exp_avg_sq, torch::Tensor()) \
+  X(torch::Tensor, mu_product, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(NAdam, 2e-3, OPTIMCORE_NADAM_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(NAdam, OPTIMCORE_NADAM_STATE)
 struct NAdamTraits {
   using Options = NAdamOptions;
   using State = NAdamParamState;
@@ -795,49 +735,18 @@ struct NAdamTraits {
 using NAdam = detail::NewRule<NAdamTraits>;
 
 // RAdam: Adam with the variance of the adaptive learning rate rectified.
-
-struct RAdamOptions : torch::optim::OptimizerCloneableOptions<RAdamOptions> {
-  RAdamOptions(double lr = 1e-3) : lr_(lr) {}
-  TORCH_ARG(double, lr) = 1e-3;
-  TORCH_ARG(pair_t, betas) = std::make_tuple(0.9, 0.999);
-  TORCH_ARG(double, eps) = 1e-8;
-  TORCH_ARG(double, weight_decay) = 0;
-  TORCH_ARG(bool, decoupled_weight_decay) = false;
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(betas)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eps)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(decoupled_weight_decay)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, betas)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, eps)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, decoupled_weight_decay)
-  }
-  OPTIMCORE_LIBTORCH_LR()
-};
-
-struct RAdamParamState : torch::optim::OptimizerCloneableParamState<RAdamParamState> {
-  TORCH_ARG(int64_t, step) = 0;
-  TORCH_ARG(torch::Tensor, exp_avg);
-  TORCH_ARG(torch::Tensor, exp_avg_sq);
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(exp_avg_sq)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, exp_avg_sq)
-  }
-};
-
+#define OPTIMCORE_RADAM_OPTIONS(X) \
+  X(double, lr, 1e-3) \
+  X(pair_t, betas, (std::make_tuple(0.9, 0.999))) \
+  X(double, eps, 1e-8) \
+  X(double, weight_decay, 0) \
+  X(bool, decoupled_weight_decay, false)
+#define OPTIMCORE_RADAM_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, exp_avg, torch::Tensor()) \
+  X(torch::Tensor, exp_avg_sq, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(RAdam, 1e-3, OPTIMCORE_RADAM_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(RAdam, OPTIMCORE_RADAM_STATE)
 struct RAdamTraits {
   using Options = RAdamOptions;
   using State = RAdamParamState;
@@ -866,52 +775,19 @@ struct RAdamTraits {
 using RAdam = detail::NewRule<RAdamTraits>;
 
 // ASGD: averaged SGD (eta and mu: 0-d float32 tensors, as torch.optim's).
-
-struct ASGDOptions : torch::optim::OptimizerCloneableOptions<ASGDOptions> {
-  ASGDOptions(double lr = 1e-2) : lr_(lr) {}
-  TORCH_ARG(double, lr) = 1e-2;
-  TORCH_ARG(double, lambd) = 1e-4;
-  TORCH_ARG(double, alpha) = 0.75;
-  TORCH_ARG(double, t0) = 1e6;
-  TORCH_ARG(double, weight_decay) = 0;
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lambd)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(alpha)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(t0)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(weight_decay)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lambd)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, alpha)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, t0)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, weight_decay)
-  }
-  OPTIMCORE_LIBTORCH_LR()
-};
-
-struct ASGDParamState : torch::optim::OptimizerCloneableParamState<ASGDParamState> {
-  TORCH_ARG(int64_t, step) = 0;
-  TORCH_ARG(torch::Tensor, ax);
-  TORCH_ARG(torch::Tensor, eta);
-  TORCH_ARG(torch::Tensor, mu);
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(ax)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(eta)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(mu)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, ax)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, eta)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, mu)
-  }
-};
-
+#define OPTIMCORE_ASGD_OPTIONS(X) \
+  X(double, lr, 1e-2) \
+  X(double, lambd, 1e-4) \
+  X(double, alpha, 0.75) \
+  X(double, t0, 1e6) \
+  X(double, weight_decay, 0)
+#define OPTIMCORE_ASGD_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, ax, torch::Tensor()) \
+  X(torch::Tensor, eta, torch::Tensor()) \
+  X(torch::Tensor, mu, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(ASGD, 1e-2, OPTIMCORE_ASGD_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(ASGD, OPTIMCORE_ASGD_STATE)
 struct ASGDTraits {
   using Options = ASGDOptions;
   using State = ASGDParamState;
@@ -940,43 +816,16 @@ struct ASGDTraits {
 using ASGD = detail::NewRule<ASGDTraits>;
 
 // Rprop: resilient backpropagation (step_size starts at lr, as torch.optim's).
-
-struct RpropOptions : torch::optim::OptimizerCloneableOptions<RpropOptions> {
-  RpropOptions(double lr = 1e-2) : lr_(lr) {}
-  TORCH_ARG(double, lr) = 1e-2;
-  TORCH_ARG(pair_t, etas) = std::make_tuple(0.5, 1.2);
-  TORCH_ARG(pair_t, step_sizes) = std::make_tuple(1e-6, 50.0);
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(etas)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step_sizes)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, lr)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, etas)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(pair_t, step_sizes)
-  }
-  OPTIMCORE_LIBTORCH_LR()
-};
-
-struct RpropParamState : torch::optim::OptimizerCloneableParamState<RpropParamState> {
-  TORCH_ARG(int64_t, step) = 0;
-  TORCH_ARG(torch::Tensor, prev);
-  TORCH_ARG(torch::Tensor, step_size);
- public:  // (TORCH_ARG leaves the class private)
-  void serialize(torch::serialize::OutputArchive& archive) const override {
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(prev)
-    _TORCH_OPTIM_SERIALIZE_TORCH_ARG(step_size)
-  }
-  void serialize(torch::serialize::InputArchive& archive) override {
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, step)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, prev)
-    _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(torch::Tensor, step_size)
-  }
-};
-
+#define OPTIMCORE_RPROP_OPTIONS(X) \
+  X(double, lr, 1e-2) \
+  X(pair_t, etas, (std::make_tuple(0.5, 1.2))) \
+  X(pair_t, step_sizes, (std::make_tuple(1e-6, 50.0)))
+#define OPTIMCORE_RPROP_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, prev, torch::Tensor()) \
+  X(torch::Tensor, step_size, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(Rprop, 1e-2, OPTIMCORE_RPROP_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(Rprop, OPTIMCORE_RPROP_STATE)
 struct RpropTraits {
   using Options = RpropOptions;
   using State = RpropParamState;
@@ -1005,7 +854,11 @@ struct RpropTraits {
 };
 using Rprop = detail::NewRule<RpropTraits>;
 
-#undef OPTIMCORE_LIBTORCH_LR
-
+#undef OPTIMCORE_LIBTORCH_ARG
+#undef OPTIMCORE_LIBTORCH_WRITE
+#undef OPTIMCORE_LIBTORCH_READ
+#undef OPTIMCORE_LIBTORCH_SERIALIZE
+#undef OPTIMCORE_LIBTORCH_OPTIONS
+#undef OPTIMCORE_LIBTORCH_STATE
 
 }  // namespace optimcore::libtorch
