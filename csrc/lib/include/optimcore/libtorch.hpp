@@ -579,6 +579,22 @@ inline void check_betas(const std::tuple<double, double>& betas) {
               "Invalid beta parameter at index 1: ", std::get<1>(betas));
 }
 inline at::Tensor scalar(double v) { return torch::tensor(static_cast<float>(v)); }
+// Adamax, NAdam, RAdam: Adam's checks and Adam's options (lr, betas, eps, weight_decay).
+template <class Options>
+void check_adam_like(const char* name, const Options& o) {
+  check_common(name, o.lr(), o.eps(), o.weight_decay());
+  check_betas(o.betas());
+}
+template <class Kernel, class Options>
+Kernel adam_like_options(const Options& o) {
+  Kernel k;
+  k.lr = o.lr();
+  k.beta1 = std::get<0>(o.betas());
+  k.beta2 = std::get<1>(o.betas());
+  k.eps = o.eps();
+  k.weight_decay = o.weight_decay();
+  return k;
+}
 
 }  // namespace detail
 
@@ -668,13 +684,10 @@ struct AdamaxTraits {
   static constexpr const char* name = "Adamax";
   static constexpr dispatch::RuleId rule = dispatch::k_adamax;
   static void check(const Options& o) {
-    detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
-    detail::check_betas(o.betas());
+    detail::check_adam_like(name, o);
   }
   static ::optimcore::AdamaxOptions kernel_options(const Options& o) {
-    ::optimcore::AdamaxOptions k;
-    k.lr = o.lr(); k.beta1 = std::get<0>(o.betas()); k.beta2 = std::get<1>(o.betas());
-    k.eps = o.eps(); k.weight_decay = o.weight_decay();
+    auto k = detail::adam_like_options<::optimcore::AdamaxOptions>(o);
     return k;
   }
   static State new_state(const Options&, const at::Tensor& p) {
@@ -709,14 +722,12 @@ struct NAdamTraits {
   static constexpr const char* name = "NAdam";
   static constexpr dispatch::RuleId rule = dispatch::k_nadam;
   static void check(const Options& o) {
-    detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
-    detail::check_betas(o.betas());
+    detail::check_adam_like(name, o);
     TORCH_CHECK(o.momentum_decay() >= 0, "Invalid momentum_decay value: ", o.momentum_decay());
   }
   static ::optimcore::NadamOptions kernel_options(const Options& o) {
-    ::optimcore::NadamOptions k;
-    k.lr = o.lr(); k.beta1 = std::get<0>(o.betas()); k.beta2 = std::get<1>(o.betas());
-    k.eps = o.eps(); k.weight_decay = o.weight_decay(); k.momentum_decay = o.momentum_decay();
+    auto k = detail::adam_like_options<::optimcore::NadamOptions>(o);
+    k.momentum_decay = o.momentum_decay();
     k.decoupled_weight_decay = o.decoupled_weight_decay();
     return k;
   }
@@ -753,13 +764,10 @@ struct RAdamTraits {
   static constexpr const char* name = "RAdam";
   static constexpr dispatch::RuleId rule = dispatch::k_radam;
   static void check(const Options& o) {
-    detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
-    detail::check_betas(o.betas());
+    detail::check_adam_like(name, o);
   }
   static ::optimcore::RadamOptions kernel_options(const Options& o) {
-    ::optimcore::RadamOptions k;
-    k.lr = o.lr(); k.beta1 = std::get<0>(o.betas()); k.beta2 = std::get<1>(o.betas());
-    k.eps = o.eps(); k.weight_decay = o.weight_decay();
+    auto k = detail::adam_like_options<::optimcore::RadamOptions>(o);
     k.decoupled_weight_decay = o.decoupled_weight_decay();
     return k;
   }
