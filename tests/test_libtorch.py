@@ -38,6 +38,7 @@ def test_libtorch_dropins_train_like_torch_optim(tmp_path):
     assert len(diffs) == 7 and max(diffs) < 1e-10, out.stdout
     assert "load into torch::optim::AdamW: same state" in out.stdout
     assert "a parameter listed twice: same as torch::optim::Adam" in out.stdout
+    assert "LBFGS with a NaN loss: same as torch::optim::LBFGS" in out.stdout
     # The rules LibTorch lacks: bit for bit the C++ API's (hence optimcore's Python classes'),
     # and torch::save / torch::load round trips.
     new = [line for line in out.stdout.splitlines() if "(no torch::optim class)" in line]

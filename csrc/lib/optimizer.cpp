@@ -383,7 +383,7 @@ std::vector<ClassDesc> make_classes() {
     o["tolerance_change"] = 1e-9;
     return o;
   };
-  auto check_descent = [](const Options& o) {
+  auto check_descent = [](const Options& o, double min_eval) {
     const double lr = number(o, "lr");
     if (!(lr >= 0.0)) refuse("Invalid learning rate: " + format_number(lr));
     const double max_iter = number(o, "max_iter");
@@ -392,8 +392,9 @@ std::vector<ClassDesc> make_classes() {
     const auto eval = o.find("max_eval");
     if (eval != o.end() && !eval->second.is_none()) {
       const double v = number(o, "max_eval");
-      if (!(v >= 1 && v == std::floor(v)))
-        refuse("Invalid max_eval: " + format_number(v) + " (a whole number, at least 1)");
+      if (!(v >= min_eval && v == std::floor(v)))
+        refuse("Invalid max_eval: " + format_number(v) + " (a whole number, at least " +
+               format_number(min_eval) + ")");
     }
     check_at_least(o, "tolerance_grad", "tolerance_grad");
     check_at_least(o, "tolerance_change", "tolerance_change");
@@ -405,7 +406,7 @@ std::vector<ClassDesc> make_classes() {
   d = add("LBFGS", nullptr,
           descent_defaults({{"history_size", 100}, {"line_search_fn", nullptr}}),
           [check_descent](const Options& o) {
-            check_descent(o);
+            check_descent(o, 0);  // torch.optim.LBFGS takes max_iter = 0 (max_eval 0)
             const double h = number(o, "history_size");
             if (!(h >= 1 && h == std::floor(h)))
               refuse("Invalid history_size: " + format_number(h) + " (at least 1)");
@@ -419,7 +420,7 @@ std::vector<ClassDesc> make_classes() {
   d = add("ConjugateGradient", nullptr,
           descent_defaults({{"beta", "PR+"}, {"restart_every", nullptr}, {"c1", 1e-4}, {"c2", 0.1}}),
           [check_descent](const Options& o) {
-            check_descent(o);
+            check_descent(o, 1);  // as optimcore.ConjugateGradient
             const Hyperparameter& beta = o.at("beta");
             if (beta.kind() != Hyperparameter::Kind::text ||
                 (beta.text() != "PR+" && beta.text() != "FR" && beta.text() != "HS" &&
@@ -860,16 +861,22 @@ namespace {
 struct ClosureContext {
   Impl* self;
   const std::function<double()>* closure;
-  std::size_t bytes;  // one vector
+  std::size_t bytes;              // one vector
+  std::vector<const void*> data;  // the parameters at the start of the step
 };
 
 double evaluate_closure(void* context, std::int64_t grad) {
   auto& c = *static_cast<ClosureContext*>(context);
   const double loss = (*c.closure)();
   auto* out = reinterpret_cast<unsigned char*>(static_cast<std::uintptr_t>(grad));
-  for (const Param& p : c.self->groups[0].params) {
+  const auto& params = c.self->groups[0].params;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const Param& p = params[i];
+    if (p.data != c.data[i])
+      throw std::invalid_argument(c.self->cls->name + ": the closure moved parameter " +
+                                  std::to_string(i) + " (set_data) during a step");
     const std::size_t bytes = p.numel * element_size(p.dtype);
-    std::memcpy(out, p.grad, bytes);
+    if (bytes) std::memcpy(out, p.grad, bytes);
     out += bytes;
   }
   return loss;
@@ -914,14 +921,15 @@ double Impl::closure_step(const std::function<double()>& closure) {
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < g.params.size(); ++i) {
     const Param& p = g.params[i];
-    if (!p.grad)
+    if (!p.grad && p.numel)
       throw std::invalid_argument(cls->name + ": parameter " + std::to_string(i) +
                                   " has no gradient buffer for the closure to fill");
     segments.push_back(static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(p.data)));
     sizes.push_back(p.numel);
     bytes += p.numel * element_size(p.dtype);
   }
-  ClosureContext context{this, &closure, bytes};
+  ClosureContext context{this, &closure, bytes, {}};
+  for (const Param& p : g.params) context.data.push_back(p.data);
   dispatch::ClosureCallbacks calls;
   calls.context = &context;
   calls.evaluate = &evaluate_closure;

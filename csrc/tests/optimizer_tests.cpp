@@ -226,6 +226,19 @@ void closure_methods() {
     CHECK(throws([&] { opt.save("unused.safetensors"); }, "not supported yet"),
           "%s: save", name);
   }
+  // torch.optim.LBFGS takes max_iter = 0 (one evaluation, nothing moves), and empty parameters.
+  {
+    std::vector<double> x(5, 1.0), g(5), none, gnone;
+    optimcore::Optimizer opt("LBFGS", {{{optimcore::Param(x, g), optimcore::Param(none, gnone)}, {}}},
+                             {{"max_iter", 0}});
+    int calls = 0;
+    opt.step([&] {
+      ++calls;
+      for (double& v : g) v = 1.0;
+      return 5.0;
+    });
+    CHECK(calls == 1 && x[0] == 1.0, "LBFGS max_iter 0: %d evaluations, x %g", calls, x[0]);
+  }
   std::vector<double> a(4), ga(4);
   std::vector<float> b(4), gb(4);
   CHECK(throws([&] {

@@ -149,6 +149,34 @@ bool duplicates_like_libtorch() {
   return same;
 }
 
+// A closure that returns NaN at one evaluation: torch::optim::LBFGS carries on, so the drop-in
+// does too (its step is undone and LibTorch's runs from the same point).
+bool nan_loss_like_libtorch() {
+  auto run = [](auto tag) {
+    using Opt = decltype(tag);
+    auto model = make_model();
+    model->to(torch::kFloat64);
+    Opt opt(model->parameters(), torch::optim::LBFGSOptions(1.0).max_iter(5));
+    const auto x = torch::randn({16, 32}, torch::kFloat64);
+    int evaluations = 0;
+    for (int step = 0; step < 3; ++step)
+      opt.step([&] {
+        opt.zero_grad();
+        auto loss = model->forward(x).pow(2).mean();
+        loss.backward();
+        return ++evaluations == 7 ? loss * std::nan("") : loss;
+      });
+    return model->parameters()[0].clone();
+  };
+  torch::manual_seed(5);
+  const auto a = run(torch::optim::LBFGS(std::vector<torch::Tensor>{torch::zeros(1)}));
+  torch::manual_seed(5);
+  const auto b = run(optimcore::libtorch::LBFGS(std::vector<torch::Tensor>{torch::zeros(1)}));
+  const bool close = torch::allclose(a, b, 1e-9, 1e-12) && torch::isfinite(b).all().item<bool>();
+  std::printf("LBFGS with a NaN loss: %s\n", close ? "same as torch::optim::LBFGS" : "DIFFERENT");
+  return close;
+}
+
 // The rules LibTorch lacks: the drop-in against optimcore::Optimizer of the same class (the C++
 // API, which equals optimcore's Python classes bit for bit) on a copy of the model: the same
 // losses, bit for bit. Then torch::save / torch::load of the drop-in round-trips its state.
@@ -224,6 +252,7 @@ int main(int argc, char** argv) {
       torch::optim::LBFGSOptions(1.0).line_search_fn("strong_wolfe"), failures);
   if (!serializes_like_libtorch(adamw)) ++failures;
   if (!duplicates_like_libtorch()) ++failures;
+  if (!nan_loss_like_libtorch()) ++failures;
   namespace ol = optimcore::libtorch;
   compare_new<ol::Adadelta>("Adadelta", steps, ol::AdadeltaOptions(1.0), {{"lr", 1.0}}, failures);
   compare_new<ol::Adamax>("Adamax", steps, ol::AdamaxOptions(2e-3), {{"lr", 2e-3}}, failures);

@@ -344,7 +344,10 @@ class RMSprop : public torch::optim::RMSprop {
 // L-BFGS, as torch::optim::LBFGS: the same options and LBFGSParamState (so torch::save works
 // as before), with the iterations on liboptimcore's closure kernels (the Python LBFGS's). Falls
 // back to LibTorch's step for parameters the kernels cannot take (off the CPU, non-contiguous,
-// not all float32 or all float64) and for state it cannot read.
+// not all float32 or all float64), for state it cannot read, and for a step whose closure
+// returns a non-finite loss (the kernel's step is undone first; LibTorch's then runs from the
+// same point, as torch::optim::LBFGS would have). A closure that replaces a parameter's storage
+// (set_data) during a step is refused with an error.
 class LBFGS : public torch::optim::LBFGS {
  public:
   using torch::optim::LBFGS::LBFGS;
@@ -401,7 +404,10 @@ class LBFGS : public torch::optim::LBFGS {
       segments.push_back(detail::address(p));
       sizes.push_back(static_cast<std::size_t>(p.numel()));
     }
-    Context context{&closure, &params, &vectors, {}};
+    // The parameters' storages stay alive for the step even if the closure replaces them.
+    std::vector<at::Storage> storages;
+    for (const auto& p : params) storages.push_back(p.storage());
+    Context context{&closure, &params, &segments, &vectors, {}};
     dispatch::ClosureCallbacks calls;
     calls.context = &context;
     calls.evaluate = &Context::evaluate;
@@ -419,10 +425,12 @@ class LBFGS : public torch::optim::LBFGS {
       k.line_search = true;
     }
     const int code = dtype == at::kFloat ? dispatch::kFloat32 : dispatch::kFloat64;
-    {
+    try {
       torch::NoGradGuard no_grad;
       dispatch::kernels().lbfgs(segments.data(), sizes.data(), segments.size(), code, c, k, calls,
                                 at::get_num_threads());
+    } catch (const std::domain_error&) {  // ::optimcore::NonFiniteLoss: parameters restored
+      return torch::optim::LBFGS::step(closure);
     }
     for (const auto& p : params) torch::autograd::impl::bump_version(p);
 
@@ -430,7 +438,7 @@ class LBFGS : public torch::optim::LBFGS {
     auto s = std::make_unique<State>();
     s->func_evals(c.func_evals);
     s->n_iter(c.n_iter);
-    if (c.started) {
+    if (c.started && c.d) {
       s->d(vectors.get(c.d));
       s->prev_flat_grad(vectors.get(c.prev_flat_grad));
       s->t(c.t.value);
@@ -473,6 +481,7 @@ class LBFGS : public torch::optim::LBFGS {
   struct Context {
     const LossClosure* closure;
     const std::vector<at::Tensor>* params;
+    const std::vector<std::int64_t>* segments;  // the parameters' addresses at the start
     Vectors* vectors;
     at::Tensor first_loss;
     // The closure with gradients on; its gradients gathered into the kernel's vector (an
@@ -485,6 +494,10 @@ class LBFGS : public torch::optim::LBFGS {
         loss = (*c.closure)();
       }
       if (!c.first_loss.defined()) c.first_loss = loss;
+      for (std::size_t i = 0; i < c.params->size(); ++i)
+        TORCH_CHECK(detail::address((*c.params)[i]) == (*c.segments)[i],
+                    "optimcore::libtorch::LBFGS: the closure replaced parameter ", i,
+                    "'s storage during a step; set parameters' data between steps");
       auto* out = reinterpret_cast<char*>(static_cast<std::uintptr_t>(grad));
       for (const auto& p : *c.params) {
         const std::size_t bytes = static_cast<std::size_t>(p.numel()) * p.element_size();
