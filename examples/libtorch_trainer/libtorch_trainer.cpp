@@ -42,7 +42,7 @@ std::vector<double> train(int steps, const Options& options) {
   std::vector<double> losses;
   for (int step = 0; step < steps; ++step) {
     if constexpr (kClosure) {  // a few L-BFGS steps, each several evaluations
-      if (step >= steps / 10) break;
+      if (step >= std::max(1, steps / 10)) break;
       auto loss = opt.step([&] {
         opt.zero_grad();
         auto l = torch::mse_loss(model->forward(x), y);
