@@ -41,6 +41,14 @@ def test_libtorch_dropins_train_like_torch_optim(tmp_path):
     assert "LBFGS with a NaN loss: same as torch::optim::LBFGS" in out.stdout
     # The rules LibTorch lacks: bit for bit the C++ API's (hence optimcore's Python classes'),
     # and torch::save / torch::load round trips.
+    # The step benchmark bench/bench_libtorch.py parses (one short run).
+    bench = subprocess.run([str(build / "libtorch_trainer"), "2", "1", "1"], capture_output=True,
+                           text=True)
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    rows = [line.split() for line in bench.stdout.splitlines()[-4:]]
+    assert [(r[0], r[1]) for r in rows] == [("AdamW", "16M"), ("SGD", "16M"), ("AdamW", "2000"),
+                                            ("SGD", "2000")]
+    assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
     new = [line for line in out.stdout.splitlines() if "(no torch::optim class)" in line]
     assert [line.split()[0] for line in new] == ["Adadelta", "Adamax", "NAdam", "RAdam", "ASGD",
                                                  "Rprop"]
