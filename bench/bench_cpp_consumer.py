@@ -8,6 +8,7 @@ optimcore::core the kernels are compiled with the program's flags and ISA. Repor
 times (medians of the per-run medians over --runs alternating runs) and ratios to Python.
 
     python bench/bench_cpp_consumer.py [--threads 1] [--reps 20] [--runs 3] [--out bench/results]
+                                       [--small]   (64K x 1 and 20 x 256: a smoke run)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import optimcore
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = {"16M x 1": (1 << 24, 1), "2000 x 256": (2000 * 256, 2000)}
+SMALL_LAYOUTS = {"64K x 1": (1 << 16, 1), "20 x 256": (20 * 256, 20)}
 
 
 def build(source: Path, build_dir: Path, build_type: str | None) -> None:
@@ -69,7 +71,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--small", action="store_true", help="small layouts (a smoke run)")
     args = ap.parse_args()
+    layouts = SMALL_LAYOUTS if args.small else LAYOUTS
     torch.set_num_threads(args.threads)
     source = ROOT / "bench" / "cpp" / "consumer"
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +81,7 @@ def main() -> None:
         build(source, builds["default flags"], None)
         build(source, builds["Release"], "Release")
         rows = []
-        for layout, (n, tensors) in LAYOUTS.items():
+        for layout, (n, tensors) in layouts.items():
             samples: dict[str, list[float]] = {}
             for _ in range(args.runs):
                 samples.setdefault("Python optimcore.Adam", []).append(

@@ -23,6 +23,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
          "--skip-evaluations"],
         ["bench_references.py", "--threads", "1", "--reps", "1", "--layouts", "2000x256"],
         ["convergence.py", "--epochs", "2", "--seeds", "1", "--out", "{tmp}"],
+        ["bench_cpp_consumer.py", "--small", "--runs", "1", "--reps", "2"],
     ],
     ids=lambda a: " ".join(a),
 )
