@@ -51,5 +51,5 @@ def test_libtorch_dropins_train_like_torch_optim(tmp_path):
     assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)
     new = [line for line in out.stdout.splitlines() if "(no torch::optim class)" in line]
     assert [line.split()[0] for line in new] == ["Adadelta", "Adamax", "NAdam", "RAdam", "ASGD",
-                                                 "Rprop"]
+                                                 "Rprop", "AdaBound", "AdaBoundW", "Lion"]
     assert all("losses equal to" in line and "save/load: same state" in line for line in new)

@@ -264,6 +264,14 @@ int main(int argc, char** argv) {
   compare_new<ol::ASGD>("ASGD", steps, ol::ASGDOptions(1e-2).t0(10), {{"lr", 1e-2}, {"t0", 10.0}},
                         failures);
   compare_new<ol::Rprop>("Rprop", steps, ol::RpropOptions(1e-2), {{"lr", 1e-2}}, failures);
+  compare_new<ol::AdaBound>("AdaBound", steps, ol::AdaBoundOptions(1e-2).amsbound(true),
+                            {{"lr", 1e-2}, {"amsbound", true}}, failures);
+  compare_new<ol::AdaBoundW>("AdaBoundW", steps, ol::AdaBoundWOptions(1e-2),
+                             {{"lr", 1e-2}}, failures);
+  compare_new<ol::Lion>("Lion", steps,
+                        ol::LionOptions(1e-3).weight_decay(0.1).decoupled_weight_decay(true),
+                        {{"lr", 1e-3}, {"weight_decay", 0.1}, {"decoupled_weight_decay", true}},
+                        failures);
   if (reps > 0) {
     std::printf("\none step, float32, %d thread(s), SIMD level %s: median ms over %d steps\n",
                 threads, optimcore::dispatch::simd_level().c_str(), reps);

@@ -533,7 +533,8 @@ class LBFGS : public torch::optim::LBFGS {
 namespace detail {
 
 // A drop-in for a rule LibTorch lacks: Traits gives the name, the constructor's checks, the
-// kernel's options and the state's tensors (see the classes below).
+// kernel's options, a new parameter's state, its per-element and 0-d tensors, and the kernel's
+// row (`row` may add state an option switched on later, as on a first step).
 template <class Traits>
 class NewRule : public torch::optim::Optimizer {
  public:
@@ -544,20 +545,20 @@ class NewRule : public torch::optim::Optimizer {
                    Options defaults = {})
       : torch::optim::Optimizer(param_groups, std::make_unique<Options>(defaults)) {
     Traits::check(defaults);
+    if constexpr (Traits::kInitGroups)  // keys a group keeps from its start (base_lr)
+      for (auto& group : param_groups_)
+        Traits::init_group(static_cast<Options&>(group.options()), defaults);
   }
   explicit NewRule(std::vector<torch::Tensor> params, Options defaults = {})
       : NewRule({torch::optim::OptimizerParamGroup(std::move(params))}, std::move(defaults)) {}
 
   torch::Tensor step(LossClosure closure = nullptr) override {
     // 0-d state (NAdam's mu_product, ASGD's eta and mu) is float32, as torch.optim's.
-    for (const auto& entry : state_) {
-      const auto& s = static_cast<const State&>(*entry.second);
-      const auto row = Traits::row(s);
-      for (std::size_t k = Traits::element_state(s).size(); k < row.size(); ++k)
-        TORCH_CHECK(row[k].defined() && row[k].device().is_cpu() && row[k].numel() == 1 &&
-                        row[k].scalar_type() == at::kFloat,
+    for (const auto& entry : state_)
+      for (const at::Tensor& t : Traits::scalar_state(static_cast<const State&>(*entry.second)))
+        TORCH_CHECK(t.defined() && t.device().is_cpu() && t.numel() == 1 &&
+                        t.scalar_type() == at::kFloat,
                     Traits::name, ": 0-d state must be a float32 CPU tensor");
-    }
     return detail::step<State, Options>(
         param_groups_, state_, closure,
         [] {
@@ -569,7 +570,7 @@ class NewRule : public torch::optim::Optimizer {
         [](const Options& o) { return Traits::kernel_options(o); },
         [](const Options& o, const at::Tensor& p, auto& slot, std::uint32_t&) {
           if (!slot) slot = std::make_unique<State>(Traits::new_state(o, p));
-          return Traits::row(static_cast<State&>(*slot));
+          return Traits::row(o, p, static_cast<State&>(*slot));
         });
   }
   void save(torch::serialize::OutputArchive& archive) const override {
@@ -658,6 +659,7 @@ struct AdadeltaTraits {
   using Options = AdadeltaOptions;
   using State = AdadeltaParamState;
   static constexpr const char* name = "Adadelta";
+  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_adadelta;
   static void check(const Options& o) {
     detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
@@ -674,8 +676,9 @@ struct AdadeltaTraits {
     s.acc_delta(detail::zeros_like(p));
     return s;
   }
+  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.square_avg(), s.acc_delta()}; }
-  static std::vector<at::Tensor> row(const State& s) { return {s.square_avg(), s.acc_delta()}; }
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.square_avg(), s.acc_delta()}; }
 };
 using Adadelta = detail::NewRule<AdadeltaTraits>;
 
@@ -695,6 +698,7 @@ struct AdamaxTraits {
   using Options = AdamaxOptions;
   using State = AdamaxParamState;
   static constexpr const char* name = "Adamax";
+  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_adamax;
   static void check(const Options& o) {
     detail::check_adam_like(name, o);
@@ -709,8 +713,9 @@ struct AdamaxTraits {
     s.exp_inf(detail::zeros_like(p));
     return s;
   }
+  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_inf()}; }
-  static std::vector<at::Tensor> row(const State& s) { return {s.exp_avg(), s.exp_inf()}; }
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.exp_avg(), s.exp_inf()}; }
 };
 using Adamax = detail::NewRule<AdamaxTraits>;
 
@@ -733,6 +738,7 @@ struct NAdamTraits {
   using Options = NAdamOptions;
   using State = NAdamParamState;
   static constexpr const char* name = "NAdam";
+  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_nadam;
   static void check(const Options& o) {
     detail::check_adam_like(name, o);
@@ -751,8 +757,9 @@ struct NAdamTraits {
     s.mu_product(detail::scalar(1.0));
     return s;
   }
+  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {s.mu_product()}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
-  static std::vector<at::Tensor> row(const State& s) {
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) {
     return {s.exp_avg(), s.exp_avg_sq(), s.mu_product()};
   }
 };
@@ -775,6 +782,7 @@ struct RAdamTraits {
   using Options = RAdamOptions;
   using State = RAdamParamState;
   static constexpr const char* name = "RAdam";
+  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_radam;
   static void check(const Options& o) {
     detail::check_adam_like(name, o);
@@ -790,8 +798,9 @@ struct RAdamTraits {
     s.exp_avg_sq(detail::zeros_like(p));
     return s;
   }
+  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
-  static std::vector<at::Tensor> row(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
 };
 using RAdam = detail::NewRule<RAdamTraits>;
 
@@ -813,6 +822,7 @@ struct ASGDTraits {
   using Options = ASGDOptions;
   using State = ASGDParamState;
   static constexpr const char* name = "ASGD";
+  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_asgd;
   static void check(const Options& o) {
     detail::check_common(name, o.lr(), 0.0, o.weight_decay());
@@ -831,8 +841,9 @@ struct ASGDTraits {
     s.mu(detail::scalar(1.0));
     return s;
   }
+  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {s.eta(), s.mu()}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.ax()}; }
-  static std::vector<at::Tensor> row(const State& s) { return {s.ax(), s.eta(), s.mu()}; }
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.ax(), s.eta(), s.mu()}; }
 };
 using ASGD = detail::NewRule<ASGDTraits>;
 
@@ -851,6 +862,7 @@ struct RpropTraits {
   using Options = RpropOptions;
   using State = RpropParamState;
   static constexpr const char* name = "Rprop";
+  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_rprop;
   static void check(const Options& o) {
     TORCH_CHECK(o.lr() >= 0, "Invalid learning rate: ", o.lr());
@@ -870,10 +882,134 @@ struct RpropTraits {
     s.step_size(torch::full_like(p, o.lr(), at::MemoryFormat::Contiguous));
     return s;
   }
+  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.prev(), s.step_size()}; }
-  static std::vector<at::Tensor> row(const State& s) { return {s.prev(), s.step_size()}; }
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.prev(), s.step_size()}; }
 };
 using Rprop = detail::NewRule<RpropTraits>;
+
+// AdaBound and AdaBoundW (Luolc/AdaBound; W: decoupled weight decay), as optimcore.AdaBound:
+// final_lr follows lr / base_lr, base_lr being each group's lr at construction (a group added
+// later takes its lr at its first step).
+#define OPTIMCORE_ADABOUND_OPTIONS(X) \
+  X(double, lr, 1e-3) \
+  X(pair_t, betas, (std::make_tuple(0.9, 0.999))) \
+  X(double, final_lr, 0.1) \
+  X(double, gamma, 1e-3) \
+  X(double, eps, 1e-8) \
+  X(double, weight_decay, 0) \
+  X(bool, amsbound, false) \
+  X(double, base_lr, -1.0)
+#define OPTIMCORE_ADABOUNDW_OPTIONS(X) \
+  X(double, lr, 1e-3) \
+  X(pair_t, betas, (std::make_tuple(0.9, 0.999))) \
+  X(double, final_lr, 0.1) \
+  X(double, gamma, 1e-3) \
+  X(double, eps, 1e-8) \
+  X(double, weight_decay, 1e-2) \
+  X(bool, amsbound, false) \
+  X(double, base_lr, -1.0)
+#define OPTIMCORE_ADABOUND_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, exp_avg, torch::Tensor()) \
+  X(torch::Tensor, exp_avg_sq, torch::Tensor()) \
+  X(torch::Tensor, max_exp_avg_sq, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(AdaBound, 1e-3, OPTIMCORE_ADABOUND_OPTIONS)
+OPTIMCORE_LIBTORCH_OPTIONS(AdaBoundW, 1e-3, OPTIMCORE_ADABOUNDW_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(AdaBound, OPTIMCORE_ADABOUND_STATE)
+template <class O, bool Decoupled>
+struct AdaBoundTraits {
+  using Options = O;
+  using State = AdaBoundParamState;
+  static constexpr const char* name = Decoupled ? "AdaBoundW" : "AdaBound";
+  static constexpr dispatch::RuleId rule = dispatch::k_adabound;
+  static constexpr bool kInitGroups = true;
+  static void init_group(Options& group, const Options&) {
+    if (group.base_lr() < 0) group.base_lr(group.lr());
+  }
+  static void check(const Options& o) {
+    detail::check_adam_like(name, o);
+    TORCH_CHECK(o.final_lr() >= 0, "Invalid final learning rate: ", o.final_lr());
+    TORCH_CHECK(o.gamma() >= 0 && o.gamma() < 1, "Invalid gamma parameter: ", o.gamma());
+  }
+  static ::optimcore::AdaBoundOptions kernel_options(const Options& o) {
+    auto k = detail::adam_like_options<::optimcore::AdaBoundOptions>(o);
+    const double base_lr = o.base_lr() < 0 ? o.lr() : o.base_lr();
+    k.final_lr = o.lr() == 0.0 ? 0.0 : base_lr > 0.0 ? o.final_lr() * o.lr() / base_lr : o.final_lr();
+    k.gamma = o.gamma();
+    k.amsbound = o.amsbound();
+    k.decoupled_weight_decay = Decoupled;
+    return k;
+  }
+  static State new_state(const Options&, const at::Tensor& p) {
+    State s;
+    s.exp_avg(detail::zeros_like(p));
+    s.exp_avg_sq(detail::zeros_like(p));
+    return s;
+  }
+  static std::vector<at::Tensor> scalar_state(const State&) { return {}; }
+  static std::vector<at::Tensor> element_state(const State& s) {
+    return {s.exp_avg(), s.exp_avg_sq(), s.max_exp_avg_sq()};
+  }
+  static std::vector<at::Tensor> row(const Options& o, const at::Tensor& p, State& s) {
+    if (o.amsbound() && !s.max_exp_avg_sq().defined()) s.max_exp_avg_sq(detail::zeros_like(p));
+    return {s.exp_avg(), s.exp_avg_sq(), o.amsbound() ? s.max_exp_avg_sq() : at::Tensor()};
+  }
+};
+using AdaBound = detail::NewRule<AdaBoundTraits<AdaBoundOptions, false>>;
+using AdaBoundW = detail::NewRule<AdaBoundTraits<AdaBoundWOptions, true>>;
+
+// Lion (lucidrains/lion-pytorch), as optimcore.Lion: decoupled weight decay divided by the
+// constructor's lr (base_lr), as lion-pytorch does.
+#define OPTIMCORE_LION_OPTIONS(X) \
+  X(double, lr, 1e-4) \
+  X(pair_t, betas, (std::make_tuple(0.9, 0.99))) \
+  X(double, weight_decay, 0) \
+  X(bool, decoupled_weight_decay, false) \
+  X(double, base_lr, -1.0)
+#define OPTIMCORE_LION_STATE(X) \
+  X(int64_t, step, 0) \
+  X(torch::Tensor, exp_avg, torch::Tensor())
+OPTIMCORE_LIBTORCH_OPTIONS(Lion, 1e-4, OPTIMCORE_LION_OPTIONS)
+OPTIMCORE_LIBTORCH_STATE(Lion, OPTIMCORE_LION_STATE)
+struct LionTraits {
+  using Options = LionOptions;
+  using State = LionParamState;
+  static constexpr const char* name = "Lion";
+  static constexpr dispatch::RuleId rule = dispatch::k_lion;
+  static constexpr bool kInitGroups = true;
+  static void init_group(Options& group, const Options& defaults) {
+    if (group.base_lr() < 0) group.base_lr(defaults.lr());
+  }
+  static void check(const Options& o) {
+    TORCH_CHECK(o.lr() > 0, "Invalid learning rate: ", o.lr());
+    for (const double beta : {std::get<0>(o.betas()), std::get<1>(o.betas())})
+      TORCH_CHECK(beta >= 0 && beta <= 1, "Invalid beta parameter: ", beta);
+    TORCH_CHECK(o.weight_decay() >= 0, "Invalid weight_decay value: ", o.weight_decay());
+  }
+  static ::optimcore::LionOptions kernel_options(const Options& o) {
+    ::optimcore::LionOptions k;
+    k.lr = o.lr();
+    k.beta1 = std::get<0>(o.betas());
+    k.beta2 = std::get<1>(o.betas());
+    const double base_lr = o.base_lr() < 0 ? o.lr() : o.base_lr();
+    k.weight_decay = o.decoupled_weight_decay() && o.weight_decay() != 0.0
+                         ? o.weight_decay() / base_lr
+                         : o.weight_decay();
+    return k;
+  }
+  static State new_state(const Options&, const at::Tensor& p) {
+    State s;
+    s.exp_avg(detail::zeros_like(p));
+    return s;
+  }
+  static std::vector<at::Tensor> scalar_state(const State&) { return {}; }
+  static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg()}; }
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) {
+    return {s.exp_avg()};
+  }
+};
+using Lion = detail::NewRule<LionTraits>;
 
 #undef OPTIMCORE_LIBTORCH_ARG
 #undef OPTIMCORE_LIBTORCH_WRITE
