@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,21 +24,12 @@ from pathlib import Path
 import torch
 
 import optimcore
+from optimcore.testing import cmake_build
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = {"16M x 1": (1 << 24, 1), "2000 x 256": (2000 * 256, 2000)}
 SMALL_LAYOUTS = {"64K x 1": (1 << 16, 1), "20 x 256": (20 * 256, 20)}
 
-
-def build(source: Path, build_dir: Path, build_type: str | None) -> None:
-    tools = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    cmake = shutil.which("cmake", path=tools)
-    args = [cmake, "-S", str(source), "-B", str(build_dir),
-            f"-Doptimcore_DIR={optimcore.get_cmake_dir()}"]
-    if build_type:
-        args.append(f"-DCMAKE_BUILD_TYPE={build_type}")
-    subprocess.run(args, check=True, capture_output=True)
-    subprocess.run([cmake, "--build", str(build_dir), "-j", "2"], check=True, capture_output=True)
 
 
 def run_cpp(program: Path, n: int, tensors: int, reps: int, threads: int) -> float:
@@ -78,8 +66,8 @@ def main() -> None:
     source = ROOT / "bench" / "cpp" / "consumer"
     with tempfile.TemporaryDirectory() as tmp:
         builds = {"default flags": Path(tmp) / "default", "Release": Path(tmp) / "release"}
-        build(source, builds["default flags"], None)
-        build(source, builds["Release"], "Release")
+        cmake_build(source, builds["default flags"])  # the compiler's default flags
+        cmake_build(source, builds["Release"], "-DCMAKE_BUILD_TYPE=Release")
         rows = []
         for layout, (n, tensors) in layouts.items():
             samples: dict[str, list[float]] = {}

@@ -9,29 +9,22 @@ tensors of 256) --runs times per thread count, and prints the medians and speedu
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
 import optimcore
+from optimcore.testing import cmake_build
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def build(build_dir: Path) -> Path:
-    tools = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    cmake = shutil.which("cmake", path=tools)
-    subprocess.run([cmake, "-S", str(ROOT / "examples" / "libtorch_trainer"), "-B", str(build_dir),
-                    f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
-                    f"-Doptimcore_DIR={optimcore.get_cmake_dir()}", "-DCMAKE_BUILD_TYPE=Release"],
-                   check=True, capture_output=True)
-    subprocess.run([cmake, "--build", str(build_dir), "-j", "2"], check=True, capture_output=True)
+    cmake_build(ROOT / "examples" / "libtorch_trainer", build_dir,
+                f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}", "-DCMAKE_BUILD_TYPE=Release")
     return build_dir / "libtorch_trainer"
 
 

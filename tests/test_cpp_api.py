@@ -4,10 +4,7 @@ the same problem runs here with optimcore's Python classes (the same kernels: re
 bit for bit equal) and torch.optim (to rounding). Checkpoints move C++ -> Python -> C++."""
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,11 +12,10 @@ import torch
 
 import optimcore
 from optimcore import checkpoint
+from optimcore.testing import cmake_build, cmake_executable
 
 ROOT = Path(__file__).resolve().parents[1]
-_PATH = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-cmake = shutil.which("cmake", path=_PATH)
-pytestmark = pytest.mark.skipif(cmake is None, reason="cmake is not installed")
+pytestmark = pytest.mark.skipif(cmake_executable() is None, reason="cmake is not installed")
 
 SIZES = (5, 7, 300)
 # One set of options per class, with its non-default branches switched on.
@@ -48,11 +44,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 @pytest.fixture(scope="module")
 def program(tmp_path_factory):
     build = tmp_path_factory.mktemp("cpp_api")
-    for args in ([cmake, "-S", str(ROOT / "tests" / "cpp"), "-B", str(build),
-                  f"-Doptimcore_DIR={optimcore.get_cmake_dir()}", "-DCMAKE_BUILD_TYPE=Release"],
-                 [cmake, "--build", str(build), "-j", "2"]):
-        out = subprocess.run(args, capture_output=True, text=True)
-        assert out.returncode == 0, out.stdout + out.stderr
+    cmake_build(ROOT / "tests" / "cpp", build, "-DCMAKE_BUILD_TYPE=Release")
     return build / "trajectory"
 
 

@@ -3,33 +3,24 @@ built against the libtorch inside the torch wheel and the installed optimcore, t
 torch::optim and with the drop-ins from the same weights (float64: the same losses to ~1e-12),
 and the drop-in's torch::save loaded by torch::optim."""
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-import optimcore
+from optimcore.testing import cmake_build, cmake_executable
 
 ROOT = Path(__file__).resolve().parents[1]
-_PATH = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-cmake = shutil.which("cmake", path=_PATH)
 torch_cmake = Path(torch.utils.cmake_prefix_path) / "Torch" / "TorchConfig.cmake"
-pytestmark = pytest.mark.skipif(cmake is None or not torch_cmake.is_file(),
+pytestmark = pytest.mark.skipif(cmake_executable() is None or not torch_cmake.is_file(),
                                 reason="needs cmake and the torch wheel's CMake package")
 
 
 def test_libtorch_dropins_train_like_torch_optim(tmp_path):
     build = tmp_path / "build"
-    for args in ([cmake, "-S", str(ROOT / "examples" / "libtorch_trainer"), "-B", str(build),
-                  f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
-                  f"-Doptimcore_DIR={optimcore.get_cmake_dir()}", "-DCMAKE_BUILD_TYPE=Release"],
-                 [cmake, "--build", str(build), "-j", "2"]):
-        out = subprocess.run(args, capture_output=True, text=True)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    cmake_build(ROOT / "examples" / "libtorch_trainer", build,
+                f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}", "-DCMAKE_BUILD_TYPE=Release")
     out = subprocess.run([str(build / "libtorch_trainer"), "60", "0"], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import optimcore
+from optimcore.testing import cmake_build
 from optimcore import _C
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,17 +165,12 @@ def test_cmakedir():
     assert (Path(optimcore.get_include()) / "optimcore" / "optimcore.hpp").is_file()
 
 
-def _cmake_build(source, build, *defines):
-    subprocess.run([cmake, "-S", str(source), "-B", str(build), *defines], check=True,
-                   capture_output=True, text=True)
-    subprocess.run([cmake, "--build", str(build), "-j", "2"], check=True, capture_output=True,
-                   text=True)
+_cmake_build = cmake_build  # configures against the installed package, builds
 
 
 @needs_cmake
 def test_cpp_consumer_builds_against_installed_package(tmp_path):
-    _cmake_build(ROOT / "examples" / "cpp_consumer", tmp_path,
-                 f"-Doptimcore_DIR={optimcore.get_cmake_dir()}", "-DCMAKE_BUILD_TYPE=Release")
+    _cmake_build(ROOT / "examples" / "cpp_consumer", tmp_path, "-DCMAKE_BUILD_TYPE=Release")
     out = subprocess.run([str(tmp_path / "fit_quadratic")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "AdamW max error" in out.stdout
@@ -188,8 +184,7 @@ def test_cpp_trainer_example(tmp_path):
     """examples/cpp_trainer: an MLP trained in pure C++ against the installed library, with
     AdamW, warmup + cosine, and a checkpoint save/resume that ends where the uninterrupted run
     ends."""
-    _cmake_build(ROOT / "examples" / "cpp_trainer", tmp_path / "build",
-                 f"-Doptimcore_DIR={optimcore.get_cmake_dir()}")  # the compiler's default flags
+    _cmake_build(ROOT / "examples" / "cpp_trainer", tmp_path / "build")  # default flags
     out = subprocess.run([str(tmp_path / "build" / "train_mlp"), "200", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -317,3 +317,30 @@ def minimize_with_scipy(method: str, x0: torch.Tensor, f, gtol: float):
         options.update(maxfun=100_000, maxcor=10)
     r = minimize(fun, x0.numpy(), jac=True, method=method, options=options)
     return torch.tensor(r.x), int(r.nfev), float(np.abs(fun(r.x)[1]).max())
+
+
+def cmake_executable() -> str | None:
+    """The cmake next to this interpreter (a venv's, which is on PATH only when activated), else
+    the one on PATH."""
+    import os
+    import shutil
+    import sys
+
+    return shutil.which("cmake", path=os.pathsep.join([os.path.dirname(sys.executable),
+                                                        os.environ.get("PATH", "")]))
+
+
+def cmake_build(source, build, *defines: str) -> None:
+    """Configures and builds a CMake project against the installed package
+    (``-Doptimcore_DIR`` is added); raises RuntimeError with CMake's output on failure."""
+    import subprocess
+
+    cmake = cmake_executable()
+    if cmake is None:
+        raise RuntimeError("cmake is not installed")
+    for args in ([cmake, "-S", str(source), "-B", str(build),
+                  f"-Doptimcore_DIR={optimcore.get_cmake_dir()}", *defines],
+                 [cmake, "--build", str(build), "-j", "2"]):
+        out = subprocess.run(args, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(" ".join(args) + "\n" + out.stdout[-4000:] + out.stderr[-4000:])

@@ -532,9 +532,25 @@ class LBFGS : public torch::optim::LBFGS {
 
 namespace detail {
 
-// A drop-in for a rule LibTorch lacks: Traits gives the name, the constructor's checks, the
-// kernel's options, a new parameter's state, its per-element and 0-d tensors, and the kernel's
-// row (`row` may add state an option switched on later, as on a first step).
+// What a Traits may leave out: no group keys to initialise, no 0-d state, and the kernel's row
+// is the per-element state then the 0-d state.
+template <class Derived>
+struct TraitsBase {
+  static constexpr bool kInitGroups = false;
+  template <class State>
+  static std::vector<at::Tensor> scalar_state(const State&) { return {}; }
+  template <class Options, class State>
+  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) {
+    std::vector<at::Tensor> r = Derived::element_state(s);
+    for (const at::Tensor& t : Derived::scalar_state(s)) r.push_back(t);
+    return r;
+  }
+};
+
+// A drop-in for a rule LibTorch lacks: Traits (deriving from TraitsBase) gives the name, the
+// constructor's checks, the kernel's options, a new parameter's state and its per-element
+// tensors; 0-d tensors, a `row` that adds state an option switched on later, and group keys
+// kept from the start where the rule has them.
 template <class Traits>
 class NewRule : public torch::optim::Optimizer {
  public:
@@ -655,11 +671,10 @@ using pair_t = std::tuple<double, double>;  // betas, etas, step_sizes
   X(torch::Tensor, acc_delta, torch::Tensor())
 OPTIMCORE_LIBTORCH_OPTIONS(Adadelta, 1.0, OPTIMCORE_ADADELTA_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(Adadelta, OPTIMCORE_ADADELTA_STATE)
-struct AdadeltaTraits {
+struct AdadeltaTraits : detail::TraitsBase<AdadeltaTraits> {
   using Options = AdadeltaOptions;
   using State = AdadeltaParamState;
   static constexpr const char* name = "Adadelta";
-  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_adadelta;
   static void check(const Options& o) {
     detail::check_common(name, o.lr(), o.eps(), o.weight_decay());
@@ -676,9 +691,7 @@ struct AdadeltaTraits {
     s.acc_delta(detail::zeros_like(p));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.square_avg(), s.acc_delta()}; }
-  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.square_avg(), s.acc_delta()}; }
 };
 using Adadelta = detail::NewRule<AdadeltaTraits>;
 
@@ -694,18 +707,16 @@ using Adadelta = detail::NewRule<AdadeltaTraits>;
   X(torch::Tensor, exp_inf, torch::Tensor())
 OPTIMCORE_LIBTORCH_OPTIONS(Adamax, 2e-3, OPTIMCORE_ADAMAX_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(Adamax, OPTIMCORE_ADAMAX_STATE)
-struct AdamaxTraits {
+struct AdamaxTraits : detail::TraitsBase<AdamaxTraits> {
   using Options = AdamaxOptions;
   using State = AdamaxParamState;
   static constexpr const char* name = "Adamax";
-  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_adamax;
   static void check(const Options& o) {
     detail::check_adam_like(name, o);
   }
   static ::optimcore::AdamaxOptions kernel_options(const Options& o) {
-    auto k = detail::adam_like_options<::optimcore::AdamaxOptions>(o);
-    return k;
+    return detail::adam_like_options<::optimcore::AdamaxOptions>(o);
   }
   static State new_state(const Options&, const at::Tensor& p) {
     State s;
@@ -713,9 +724,7 @@ struct AdamaxTraits {
     s.exp_inf(detail::zeros_like(p));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_inf()}; }
-  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.exp_avg(), s.exp_inf()}; }
 };
 using Adamax = detail::NewRule<AdamaxTraits>;
 
@@ -734,11 +743,10 @@ using Adamax = detail::NewRule<AdamaxTraits>;
   X(torch::Tensor, mu_product, torch::Tensor())
 OPTIMCORE_LIBTORCH_OPTIONS(NAdam, 2e-3, OPTIMCORE_NADAM_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(NAdam, OPTIMCORE_NADAM_STATE)
-struct NAdamTraits {
+struct NAdamTraits : detail::TraitsBase<NAdamTraits> {
   using Options = NAdamOptions;
   using State = NAdamParamState;
   static constexpr const char* name = "NAdam";
-  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_nadam;
   static void check(const Options& o) {
     detail::check_adam_like(name, o);
@@ -757,11 +765,8 @@ struct NAdamTraits {
     s.mu_product(detail::scalar(1.0));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {s.mu_product()}; }
+  static std::vector<at::Tensor> scalar_state(const State& s) { return {s.mu_product()}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
-  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) {
-    return {s.exp_avg(), s.exp_avg_sq(), s.mu_product()};
-  }
 };
 using NAdam = detail::NewRule<NAdamTraits>;
 
@@ -778,11 +783,10 @@ using NAdam = detail::NewRule<NAdamTraits>;
   X(torch::Tensor, exp_avg_sq, torch::Tensor())
 OPTIMCORE_LIBTORCH_OPTIONS(RAdam, 1e-3, OPTIMCORE_RADAM_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(RAdam, OPTIMCORE_RADAM_STATE)
-struct RAdamTraits {
+struct RAdamTraits : detail::TraitsBase<RAdamTraits> {
   using Options = RAdamOptions;
   using State = RAdamParamState;
   static constexpr const char* name = "RAdam";
-  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_radam;
   static void check(const Options& o) {
     detail::check_adam_like(name, o);
@@ -798,9 +802,7 @@ struct RAdamTraits {
     s.exp_avg_sq(detail::zeros_like(p));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
-  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.exp_avg(), s.exp_avg_sq()}; }
 };
 using RAdam = detail::NewRule<RAdamTraits>;
 
@@ -818,11 +820,10 @@ using RAdam = detail::NewRule<RAdamTraits>;
   X(torch::Tensor, mu, torch::Tensor())
 OPTIMCORE_LIBTORCH_OPTIONS(ASGD, 1e-2, OPTIMCORE_ASGD_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(ASGD, OPTIMCORE_ASGD_STATE)
-struct ASGDTraits {
+struct ASGDTraits : detail::TraitsBase<ASGDTraits> {
   using Options = ASGDOptions;
   using State = ASGDParamState;
   static constexpr const char* name = "ASGD";
-  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_asgd;
   static void check(const Options& o) {
     detail::check_common(name, o.lr(), 0.0, o.weight_decay());
@@ -841,9 +842,8 @@ struct ASGDTraits {
     s.mu(detail::scalar(1.0));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {s.eta(), s.mu()}; }
+  static std::vector<at::Tensor> scalar_state(const State& s) { return {s.eta(), s.mu()}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.ax()}; }
-  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.ax(), s.eta(), s.mu()}; }
 };
 using ASGD = detail::NewRule<ASGDTraits>;
 
@@ -858,11 +858,10 @@ using ASGD = detail::NewRule<ASGDTraits>;
   X(torch::Tensor, step_size, torch::Tensor())
 OPTIMCORE_LIBTORCH_OPTIONS(Rprop, 1e-2, OPTIMCORE_RPROP_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(Rprop, OPTIMCORE_RPROP_STATE)
-struct RpropTraits {
+struct RpropTraits : detail::TraitsBase<RpropTraits> {
   using Options = RpropOptions;
   using State = RpropParamState;
   static constexpr const char* name = "Rprop";
-  static constexpr bool kInitGroups = false;
   static constexpr dispatch::RuleId rule = dispatch::k_rprop;
   static void check(const Options& o) {
     TORCH_CHECK(o.lr() >= 0, "Invalid learning rate: ", o.lr());
@@ -882,9 +881,7 @@ struct RpropTraits {
     s.step_size(torch::full_like(p, o.lr(), at::MemoryFormat::Contiguous));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State& s) { (void)s; return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.prev(), s.step_size()}; }
-  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) { return {s.prev(), s.step_size()}; }
 };
 using Rprop = detail::NewRule<RpropTraits>;
 
@@ -918,7 +915,7 @@ OPTIMCORE_LIBTORCH_OPTIONS(AdaBound, 1e-3, OPTIMCORE_ADABOUND_OPTIONS)
 OPTIMCORE_LIBTORCH_OPTIONS(AdaBoundW, 1e-3, OPTIMCORE_ADABOUNDW_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(AdaBound, OPTIMCORE_ADABOUND_STATE)
 template <class O, bool Decoupled>
-struct AdaBoundTraits {
+struct AdaBoundTraits : detail::TraitsBase<AdaBoundTraits<O, Decoupled>> {
   using Options = O;
   using State = AdaBoundParamState;
   static constexpr const char* name = Decoupled ? "AdaBoundW" : "AdaBound";
@@ -947,7 +944,6 @@ struct AdaBoundTraits {
     s.exp_avg_sq(detail::zeros_like(p));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State&) { return {}; }
   static std::vector<at::Tensor> element_state(const State& s) {
     return {s.exp_avg(), s.exp_avg_sq(), s.max_exp_avg_sq()};
   }
@@ -972,7 +968,7 @@ using AdaBoundW = detail::NewRule<AdaBoundTraits<AdaBoundWOptions, true>>;
   X(torch::Tensor, exp_avg, torch::Tensor())
 OPTIMCORE_LIBTORCH_OPTIONS(Lion, 1e-4, OPTIMCORE_LION_OPTIONS)
 OPTIMCORE_LIBTORCH_STATE(Lion, OPTIMCORE_LION_STATE)
-struct LionTraits {
+struct LionTraits : detail::TraitsBase<LionTraits> {
   using Options = LionOptions;
   using State = LionParamState;
   static constexpr const char* name = "Lion";
@@ -1003,11 +999,7 @@ struct LionTraits {
     s.exp_avg(detail::zeros_like(p));
     return s;
   }
-  static std::vector<at::Tensor> scalar_state(const State&) { return {}; }
   static std::vector<at::Tensor> element_state(const State& s) { return {s.exp_avg()}; }
-  static std::vector<at::Tensor> row(const Options&, const at::Tensor&, State& s) {
-    return {s.exp_avg()};
-  }
 };
 using Lion = detail::NewRule<LionTraits>;
 
