@@ -181,6 +181,71 @@ def test_step_bumps_version_counters(rule):
                    for k, v in state_versions.items())
 
 
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_state_saved_by_autograd_looks_written(rule):
+    """A graph that saved a state tensor (or a view or detached alias of it) fails in backward
+    after a step that wrote it, as with torch.optim, whichever tensor of a packed state it is."""
+    for cls in (rule.reference, rule.cls):
+        p = torch.randn(6, requires_grad=True)
+        opt = cls([p], **rule.kwargs)
+        p.grad = torch.randn(6)
+        opt.step()
+        for key, s in list(opt.state[p].items()):
+            if not (isinstance(s, torch.Tensor) and s.is_floating_point()):
+                continue
+            for alias in (s, s.detach(), s.view(s.shape)):
+                q = torch.ones(s.shape, requires_grad=True)
+                loss = (q * alias).sum()  # mul saves alias for q's gradient
+                before = s.clone()
+                p.grad = torch.randn(6)
+                opt.step()
+                if torch.equal(opt.state[p][key], before):
+                    continue  # this step did not write it (SWATS's SGD momentum in Adam phase)
+                with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                    loss.backward()
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_small_parameter_state_shares_one_version_counter(rule):
+    """A small parameter's state tensors of one dtype are views of one buffer (one version
+    counter to bump): made so by a first step, by load_state_dict from torch.optim, and by
+    deepcopy; the values are torch's all along."""
+    (tp, topt), (op, oopt) = both(rule, lambda: [torch.randn(3, 4, requires_grad=True)])
+    loaded = rule.cls(op, **rule.kwargs)
+    loaded.load_state_dict(topt.state_dict())
+    for opt in (oopt, loaded, copy.deepcopy(oopt)):
+        p = opt.param_groups[0]["params"][0]
+        tensors = [s for s in opt.state[p].values() if isinstance(s, torch.Tensor)]
+        for dtype in {s.dtype for s in tensors}:
+            same = [s for s in tensors if s.dtype == dtype]
+            if len(same) > 1:
+                assert all(s._base is not None and s._base is same[0]._base for s in same)
+        for key, s in topt.state[tp[0]].items():
+            if isinstance(s, torch.Tensor):
+                torch.testing.assert_close(opt.state[p][key], s, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_large_parameter_state_has_its_own_storage(rule):
+    """Above PACK_NUMEL elements each state tensor keeps a storage of its own, as torch's: plain
+    pickle (object collectives, multiprocessing) writes a view's whole storage."""
+    import pickle
+
+    from optimcore._state import PACK_NUMEL
+
+    p = torch.randn(PACK_NUMEL + 1, requires_grad=True)
+    opts = []
+    for cls in (rule.reference, rule.cls):
+        opt = cls([p], **rule.kwargs)
+        p.grad = torch.randn_like(p)
+        opt.step()
+        opts.append(opt)
+    assert all(s._base is None for s in opts[1].state[p].values()
+               if isinstance(s, torch.Tensor))
+    sizes = [len(pickle.dumps(opt.state_dict())) for opt in opts]
+    assert sizes[1] <= sizes[0] * 1.05 + 4096
+
+
 # 4. Hyperparameters edited after construction ---------------------------------------------
 @pytest.mark.parametrize(
     "rule,edit", [(r, e) for r in RULES for e in r.bad_edits],
