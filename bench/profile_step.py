@@ -66,8 +66,8 @@ def main():
         ("  gradient checks + data_ptr", per_tensor(lambda: plan.fast_grad_ptrs(grads, False))),
         ("  gradients alias written memory? (C++)", per_tensor(
             lambda: plan.grads_alias_writes(grad_ptrs, plan.nbytes))),
-        (f"  autograd version bump ({len(plan.bumps_all) // args.tensors} per tensor)",
-         per_tensor(lambda: torch.autograd.graph.increment_version(plan.bumps_all))),
+        (f"  autograd version bump ({len(plan.written_all) // args.tensors} per tensor)",
+         per_tensor(lambda: torch.autograd.graph.increment_version(plan.written_all))),
         ("  kernel (C++)", per_tensor(lambda: opt._launch(
             plan, hyper, grad_ptrs, args.threads))),
     ]

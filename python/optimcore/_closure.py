@@ -216,7 +216,7 @@ class _FlatStep:
 
     def vector(self) -> int:
         """A new vector of n elements for the core."""
-        v = torch.empty(self.n, dtype=self.dtype)
+        v = torch.empty(self.n, dtype=self.dtype, device="cpu")
         ptr = v.data_ptr() if self.n else id(v)
         self.vectors[ptr] = v
         return ptr
@@ -384,7 +384,7 @@ class _FlatStep:
 
     def scalar_of(self, pair: tuple):
         value, tensor = pair
-        return torch.tensor(value, dtype=self.dtype) if tensor else value
+        return torch.tensor(value, dtype=self.dtype, device="cpu") if tensor else value
 
     def export_state(self, flat: dict, state: dict) -> None:
         state["func_evals"] = flat["func_evals"]
@@ -439,7 +439,7 @@ def _references(vectors: dict, ptr: int):
 
 
 # The counts of a vector nothing else refers to, measured once on a fresh one.
-_ALONE = _references({0: torch.empty(1)}, 0)
+_ALONE = _references({0: torch.empty(1, device="cpu")}, 0)
 
 
 def _unshared(vectors: dict, ptr: int) -> bool:

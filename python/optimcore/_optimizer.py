@@ -31,7 +31,7 @@ from torch.optim import Optimizer
 
 from . import _C, _table
 from ._state import (MASTER_KEY, TorchStep, check_loaded_state, keep_master_state, new_step,
-                     pack_state, to_float)
+                     to_float)
 from ._state import restore_master_state
 from ._table import DTYPE_CODES, FLAGS, NO_GRAD, Table, check_grads, dtype_of
 from ._table import grad_of
@@ -133,7 +133,6 @@ def _derived_init(base_init):
         self.defaults.update(self._core_options)
         if master_weights:
             self._widen_constructed_state()
-        self._pack_state()  # state torch's constructor made (Adagrad's sum and step)
         # The compiled step applies no gradient scale: GradScaler unscales the gradients itself
         # (torch sets this for fused=True, whose kernels read grad_scale).
         self._step_supports_amp_scaling = False
@@ -224,16 +223,9 @@ class CoreOptimizer(Optimizer):
         group's options leave unused (the length is the kernel's row width)."""
         return tuple(k if self._uses_state(group, k) else None for k in self._state_names)
 
-    def _fill_new_state(self, group: dict, key: str, p: torch.Tensor, out: torch.Tensor):
-        """Fill `out`, a new state tensor of p, with what the rule's first step starts from
-        (zeros)."""
-        out.zero_()
-
     def _new_state(self, group: dict, key: str, p: torch.Tensor, dtype: torch.dtype):
-        """A new state tensor of p on its own, in p's memory order."""
-        out = torch.empty_like(p, dtype=dtype, memory_format=torch.preserve_format)
-        self._fill_new_state(group, key, p, out)
-        return out
+        """A state tensor the rule's first step starts from (zeros, in p's memory order)."""
+        return torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
 
     def _new_state_is_flagged(self, key: str) -> bool:
         """True if the kernel fills this state on its first step (no zero-initialisation)."""
@@ -284,14 +276,6 @@ class CoreOptimizer(Optimizer):
                             and value.dtype == p.dtype and value.shape == p.shape):
                         state[key] = self._new_state(group, key, p, torch.float32)
 
-    def _pack_state(self) -> None:
-        """Lay out state made elsewhere (torch's constructor, a checkpoint, unpickling) as a
-        first step makes it (``_state.pack_state``), for the elementwise rules."""
-        if self._rule in _C.rules:
-            for p, state in self.state.items():
-                if isinstance(p, torch.Tensor) and isinstance(state, dict):
-                    pack_state(p, state)
-
     def _reset_tables(self) -> None:
         self._tables: dict[Any, Table] = {}
         self._state_seen: tuple = (None, [])
@@ -310,7 +294,6 @@ class CoreOptimizer(Optimizer):
         for group in self.param_groups:  # a torch checkpoint lacks these
             for key, value in self._core_options.items():
                 group.setdefault(key, value)
-        self._pack_state()
         self._reset_tables()  # load_state_dict replaced state tensors: rebuild every table
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -337,7 +320,6 @@ class CoreOptimizer(Optimizer):
                     if isinstance(value, torch.Tensor) and value.numel() == 1:
                         self.state[p][key] = value.detach().reshape(()).to(
                             "cpu", self._scalar_dtype(key)).clone()
-        self._pack_state()  # after the replacements above
 
     def add_param_group(self, param_group: dict) -> None:
         for key, value in getattr(self, "_core_options", {}).items():
@@ -597,10 +579,10 @@ class CoreOptimizer(Optimizer):
             table.record_state(self.state)
         if missing:
             active = [r for r, ptr in enumerate(grad_ptrs) if ptr != NO_GRAD]
-            written = [x for r in active for x in table.bumps[r]]
+            written = [x for r in active for x, _ in table.written[r]]
         else:
             active = range(len(grad_ptrs))
-            written = table.bumps_all
+            written = table.written_all
         # The kernels write through pointers: make the writes visible to autograd, as torch's
         # in-place ops do (a graph that saved a parameter then fails in backward). Bumped just
         # before the writes, while the checks above still have these tensors in cache (after

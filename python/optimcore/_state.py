@@ -8,18 +8,11 @@ master-weight state float32 across ``load_state_dict``.
 
 Nothing here publishes state: ``plan_state`` returns the state a step *will* have, and the step
 publishes it only once every group has been validated (validate before mutate).
-
-A small parameter's state tensors of one dtype are views of one allocation (``allocate_state``,
-``pack_state``): views share their base's autograd version counter, so the step makes all of
-them look written with one bump instead of one per tensor (each bump is a cache miss: with many
-small tensors they were most of the cost of issue 10's version counters). A step writes all of
-them anyway, so autograd sees what it sees after torch's step.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
 from torch.optim.optimizer import _get_scalar_dtype
@@ -65,7 +58,7 @@ def is_dense(t: torch.Tensor) -> bool:
 def new_step(group: dict) -> torch.Tensor:
     """A first step's ``step`` tensor, as torch makes it: float32, or float64 under
     ``torch.set_default_dtype(torch.float64)`` (float32 always with fused=True)."""
-    return torch.tensor(0.0, dtype=_get_scalar_dtype(is_fused=group.get("fused")))
+    return torch.tensor(0.0, dtype=_get_scalar_dtype(is_fused=group.get("fused")), device="cpu")
 
 
 def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple, master: bool,
@@ -81,16 +74,13 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
     old = opt.state.get(p)
     state = dict(old) if old else {}
     changed = not old
-    # New tensors, made together at the end: key -> what to start from (a tensor to copy, or
-    # FILL: the rule's _fill_new_state; or None: the kernel fills it on its first step).
-    new: dict = {}
     rule_keys = [k for k in state_keys if k is not None]
     if old:
         _check_complete(opt, where, old, rule_keys)
     if opt._has_step:
         step = state.get("step")
         if step is None:
-            new["step"] = new_step(group)
+            state["step"] = new_step(group)
             changed = True
         elif not isinstance(step, torch.Tensor):
             # torch.optim's __setstate__ turns an old checkpoint's number into a tensor; a number
@@ -99,7 +89,7 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
                 value = to_float(step)
             except (TypeError, ValueError, RuntimeError):
                 raise RuntimeError(f"{where}: state 'step' is not a number: {step!r}") from None
-            state["step"] = torch.tensor(value, dtype=_get_scalar_dtype())
+            state["step"] = torch.tensor(value, dtype=_get_scalar_dtype(), device="cpu")
             changed = True
         elif step.numel() != 1 or step.device.type != "cpu" or step.is_complex():
             raise RuntimeError(f"{where}: state 'step' must be a one-element real CPU tensor, "
@@ -107,7 +97,7 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
     dtype = torch.float32 if master else p.dtype
     was_master = MASTER_KEY in state
     if master and state.get(MASTER_KEY) is None:
-        new[MASTER_KEY] = p
+        state[MASTER_KEY] = like(p, p, torch.float32)
         changed = True
     elif not master and was_master:
         del state[MASTER_KEY]  # master weights switched off: the parameter is the truth
@@ -115,15 +105,13 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
     flagged = set()
     for key in rule_keys + ([MASTER_KEY] if master else []):
         s = state.get(key)
-        if key in new:
-            continue
         if s is None:
             # New state (first step, or amsgrad/momentum switched on mid-training).
             if opt._new_state_is_flagged(key):
-                new[key] = None
+                state[key] = torch.empty_like(p, dtype=dtype, memory_format=torch.preserve_format)
                 flagged.add(key)
             else:
-                new[key] = FILL
+                state[key] = opt._new_state(group, key, p, dtype)
             changed = True
             continue
         if not isinstance(s, torch.Tensor):
@@ -153,7 +141,7 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
     for key in opt._scalar_names:
         s = state.get(key)
         if s is None:
-            new[key] = s = opt._new_scalar_state(group, key, p)
+            state[key] = s = opt._new_scalar_state(group, key, p)
             changed = True
         if not (isinstance(s, torch.Tensor) and s.numel() == 1 and s.device.type == "cpu"
                 and s.is_floating_point()):
@@ -165,93 +153,7 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
             raise TorchStep(f"state '{key}' is {s.dtype}")
     if not create and changed:
         return None
-    if new:
-        state.update(allocate_state(opt, group, p, dtype, new))
     return state, flagged, changed
-
-
-FILL = object()  # allocate_state: fill with the rule's first-step value (_fill_new_state)
-
-# Parameters of up to this many elements get their state of one dtype as views of one buffer
-# (see the module docstring). From there on a tensor's kernel time (~10 us for Adam) dwarfs a
-# cache miss per state tensor, and each keeps a storage of its own as with torch: plain pickle
-# (not torch.save, deepcopy or torch.distributed.checkpoint) writes a view's whole storage, so
-# a packed state pickles two to three times larger.
-PACK_NUMEL = 1 << 14
-
-
-def packs(p: torch.Tensor) -> bool:
-    """Whether p's state is packed: a small plain CPU tensor (not a DTensor or other subclass,
-    whose state is made of its own kind)."""
-    return (type(p) in (torch.Tensor, torch.nn.Parameter) and p.device.type == "cpu"
-            and p.numel() <= PACK_NUMEL)
-
-
-def allocate_state(opt, group: dict, p: torch.Tensor, dtype: torch.dtype, new: dict) -> dict:
-    """The new state tensors of p (plan_state's `new`): per-element ones (init FILL, None, or p
-    itself for the master copy) of `dtype` in p's memory order, one-element ones (init: the
-    tensor torch's first step makes) of their own dtype; those of one dtype packed as views of
-    one buffer if ``packs(p)``."""
-    by_dtype: dict = {}  # dtype -> [(key, per-element, init)]
-    for key, init in new.items():
-        per_element = init is None or init is FILL or init is p
-        by_dtype.setdefault(dtype if per_element else init.dtype, []).append(
-            (key, per_element, init))
-    out = {}
-    for dt, specs in by_dtype.items():
-        if packs(p) and len(specs) > 1:
-            # p's memory order exactly as empty_like(preserve_format) gives it.
-            stride = torch.empty_like(p, dtype=dt, device="meta",
-                                      memory_format=torch.preserve_format).stride()
-            views = views_of_one_buffer(dt, [(p.shape, stride) if per_element else
-                                             (init.shape, init.stride())
-                                             for _, per_element, init in specs])
-            made = {key: v for (key, _, _), v in zip(specs, views)}
-        else:
-            made = {key: torch.empty_like(p, dtype=dt, memory_format=torch.preserve_format)
-                    if per_element else init for key, per_element, init in specs}
-        for key, _, init in specs:
-            t = made[key]
-            if init is FILL:
-                opt._fill_new_state(group, key, p, t)
-            elif init is not None and t is not init:
-                t.copy_(init)  # the master copy of p, or a one-element state
-        out.update(made)
-    return out
-
-
-def pack_state(p: torch.Tensor, state: dict) -> None:
-    """Lay p's existing state (loaded from a checkpoint, unpickled, made by torch's constructor)
-    out as a first step makes it: if ``packs(p)``, the CPU tensors of one dtype are copied into
-    views of one buffer, unless they already are."""
-    if not packs(p) or not state:
-        return
-    by_dtype: dict = {}
-    for key, v in state.items():
-        if (type(v) is torch.Tensor and v.device.type == "cpu" and not v.requires_grad
-                and not v.is_inference() and v.layout == torch.strided and is_dense(v)):
-            by_dtype.setdefault(v.dtype, []).append(key)
-    for dt, keys in by_dtype.items():
-        bases = {id(state[k]._base) for k in keys}
-        if len(keys) < 2 or (len(bases) == 1 and state[keys[0]]._base is not None):
-            continue
-        views = views_of_one_buffer(dt, [(state[k].shape, state[k].stride()) for k in keys])
-        for key, view in zip(keys, views):
-            view.copy_(state[key])
-            state[key] = view
-
-
-def views_of_one_buffer(dtype: torch.dtype, layouts: list) -> list:
-    """Tensors of the given (shape, strides), dense, as views of one new CPU buffer, each at a
-    64-byte aligned offset: they share one autograd version counter."""
-    align = max(1, 64 // torch.empty((), dtype=dtype).element_size())
-    offsets, total = [], 0
-    for shape, _ in layouts:
-        offsets.append(total)
-        total += -(-math.prod(shape) // align) * align
-    buffer = torch.empty(total, dtype=dtype)
-    return [buffer.as_strided(shape, stride, offset)
-            for (shape, stride), offset in zip(layouts, offsets)]
 
 
 def check_loaded_state(opt, loaded: dict) -> None:

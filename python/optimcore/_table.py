@@ -151,12 +151,9 @@ class Table:
         self.shadows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id -> (step, copy)
         self.shadow_rows: list[tuple[int, torch.Tensor]] = []  # (row, step)
         # What each row's kernel call writes, as (tensor, name): parameter, step, state. Their
-        # autograd version counters are bumped at the step, as torch's in-place ops do: `bumps`
-        # holds one tensor per version counter of a row (views of one buffer share theirs, see
-        # _state.allocate_state), `bumps_all` those of every row.
+        # autograd version counters are bumped after the step, as torch's in-place ops do.
         self.written: list[list[tuple[torch.Tensor, str]]] = []
-        self.bumps: list[list[torch.Tensor]] = []
-        self.bumps_all: list[torch.Tensor] = []
+        self.written_all: list[torch.Tensor] = []
         # Written memory as sorted, merged byte ranges: a gradient inside it aliases the step.
         self.write_begin = array("q")
         self.write_end = array("q")
@@ -359,25 +356,11 @@ def build(opt, gi: int, group: dict, indices: list, params: list, grads: list) -
     t.tracked_keys = ([k for k, _ in t.columns] + (["step"] if opt._has_step else [])
                       + list(t.scalar_keys))
     t.simple = not t.staged and all(x.is_contiguous() and x.numel() for x in locals_)
-    t.bumps = [_one_per_version_counter(x for x, _ in row) for row in t.written]
-    t.bumps_all = [x for row in t.bumps for x in row]
+    t.written_all = [x for row in t.written for x, _ in row]
     if not t.new_state:
         t.record_state(opt.state)
-    t.table = torch.tensor(t.rows, dtype=torch.int64).reshape(len(t.rows), t.width)
+    t.table = torch.tensor(t.rows, dtype=torch.int64, device="cpu").reshape(len(t.rows), t.width)
     return t
-
-
-def _one_per_version_counter(tensors) -> list:
-    """One tensor per autograd version counter among `tensors`: a view shares its base's, so
-    bumping one view of a buffer counts for all of them (and for the buffer)."""
-    seen = set()
-    out = []
-    for x in tensors:
-        owner = id(x._base if x._base is not None else x)
-        if owner not in seen:
-            seen.add(owner)
-            out.append(x)
-    return out
 
 
 def _ready_state(opt, where, p, group, state_keys, master, planned):
@@ -408,7 +391,8 @@ def _fill_row(t: Table, r: int, row: list, p, state: dict, flagged: set) -> None
             row[STEP] = step.data_ptr()
         else:
             if id(step) not in t.shadows:
-                t.shadows[id(step)] = step, torch.empty(step.shape, dtype=torch.float32)
+                t.shadows[id(step)] = step, torch.empty(step.shape, dtype=torch.float32,
+                                                       device="cpu")
             t.shadow_rows.append((r, step))
             row[STEP] = t.shadows[id(step)][1].data_ptr()
         written.append((step, "state 'step'"))
@@ -441,11 +425,7 @@ def _check_memory(opt, gi: int, t: Table, grads: list) -> None:
     while True:
         spans = []  # (begin, end, row, what)
         for r, written in enumerate(t.written):
-            seen = set()
             for k, (x, name) in enumerate(written):
-                if id(x) in seen:
-                    continue
-                seen.add(id(x))
                 s = span(kernel_view(x)) if k == 0 else span(real(local(x)))
                 if s is not None:
                     spans.append((s[0], s[1], r, name))

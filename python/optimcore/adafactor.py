@@ -69,7 +69,7 @@ class Adafactor(CoreOptimizer, torch.optim.Adafactor):
             g = g.resolve_neg().contiguous()
             state = self.state.get(p)
             if not state:
-                state = {"step": torch.tensor(0.0, dtype=_get_scalar_dtype())}
+                state = {"step": torch.tensor(0.0, dtype=_get_scalar_dtype(), device="cpu")}
                 if g.dim() > 1:
                     state["row_var"] = g.new_zeros(g.shape[:-1] + (1,))
                     state["col_var"] = g.new_zeros(g.shape[:-2] + (1, g.shape[-1]))
@@ -114,8 +114,8 @@ class Adafactor(CoreOptimizer, torch.optim.Adafactor):
         dtype = dtypes.pop()
         eps1 = group["eps"][0]
         hyper = dict(hyper, eps1=torch.finfo(dtype).eps if eps1 is None else float(eps1))
-        table = torch.tensor(rows, dtype=torch.int64)
-        grads = torch.tensor(grad_ptrs, dtype=torch.int64)
+        table = torch.tensor(rows, dtype=torch.int64, device="cpu")
+        grads = torch.tensor(grad_ptrs, dtype=torch.int64, device="cpu")
 
         def run(num_threads: int) -> None:
             for p, state in new_state:

@@ -19,11 +19,12 @@ class Adagrad(CoreOptimizer, torch.optim.Adagrad):
     _supports_sparse = True
     _torch_steps_mixed_dtypes = True  # torch's in-place ops cast (e.g. after model.double())
 
-    def _fill_new_state(self, group: dict, key: str, p: torch.Tensor, out: torch.Tensor):
+    def _new_state(self, group: dict, key: str, p: torch.Tensor, dtype: torch.dtype):
         # As torch (constructor and lazy init alike): the optimizer's default value, not the
         # group's, and complex(v, v) for a complex parameter.
         value = self.defaults["initial_accumulator_value"]
-        out.fill_(complex(value, value) if p.is_complex() else value)
+        fill = complex(value, value) if p.is_complex() else value
+        return torch.full_like(p, fill, dtype=dtype, memory_format=torch.preserve_format)
 
     def _hyperparameters(self, group: dict) -> dict:
         return dict(

@@ -21,8 +21,9 @@ class ASGD(CoreOptimizer, torch.optim.ASGD):
 
     def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
         if key == "eta":  # torch: the group's lr, rounded to the scalar dtype
-            return torch.as_tensor(float(group["lr"]), dtype=_get_scalar_dtype()).clone()
-        return torch.ones((), dtype=_get_scalar_dtype())  # mu
+            return torch.as_tensor(float(group["lr"]), dtype=_get_scalar_dtype(),
+                                   device=p.device).clone()
+        return torch.ones((), dtype=_get_scalar_dtype(), device=p.device)  # mu
 
     def _hyperparameters(self, group: dict) -> dict:
         if float(group["lambd"]) < 0:

@@ -137,7 +137,7 @@ def _read(path) -> tuple[dict, list, dict, dict]:
             raise CheckpointError(f"{where}: tensor {name!r}: data_offsets do not match its shape")
         extents.append((begin, end))
         raw = bytearray(body[begin:end])
-        t = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+        t = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype, device="cpu")
         tensors[name] = t.reshape(shape)
     extents.sort()
     if any(b < e for (_, e), (b, _) in zip(extents, extents[1:])):

@@ -77,7 +77,7 @@ class LAMB(CoreOptimizer):
         return torch.float64
 
     def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(0.0, dtype=torch.float64)
+        return torch.tensor(0.0, dtype=torch.float64, device=p.device)
 
     def _hyperparameters(self, group: dict) -> dict:
         return dict(

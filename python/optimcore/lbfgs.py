@@ -60,7 +60,7 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
 
     def _export_extra(self, flat: dict, state: dict, tensor_of, dtype) -> None:
         value, tensor = flat["H_diag"]
-        state["H_diag"] = torch.tensor(value, dtype=dtype) if tensor else (
+        state["H_diag"] = torch.tensor(value, dtype=dtype, device="cpu") if tensor else (
             int(value) if value == 1 else value)
         state["old_dirs"] = [tensor_of(p) for p in flat["old_dirs"]]
         state["old_stps"] = [tensor_of(p) for p in flat["old_stps"]]
@@ -84,7 +84,7 @@ class LBFGS(ClosureOptimizer, torch.optim.LBFGS):
         made in one call) or None."""
         if not pairs:
             return []
-        base = torch.tensor([v for v, _ in pairs], dtype=dtype)
+        base = torch.tensor([v for v, _ in pairs], dtype=dtype, device="cpu")
         out = [v if tensor else None for v, (_, tensor) in zip(base.unbind(0), pairs)]
         self._known_scalars[key] = (out, tuple(out), base)
         return out

@@ -73,7 +73,7 @@ class Muon(CoreOptimizer, torch.optim.Muon):
                       and buf.dtype == p.dtype and buf.is_contiguous()):
                 raise TorchStep(f"state 'momentum_buffer' of parameter {pi} is not a "
                                 "contiguous tensor like its parameter")
-            update = torch.empty(p.shape, dtype=torch.bfloat16)
+            update = torch.empty(p.shape, dtype=torch.bfloat16, device="cpu")
             rows.append([p.data_ptr(), g.data_ptr(), buf.data_ptr(), update.data_ptr(),
                          p.numel()])
             lrs.append(-_adjust_lr(hyper["lr"], group["adjust_lr_fn"], p.shape))
@@ -86,8 +86,8 @@ class Muon(CoreOptimizer, torch.optim.Muon):
         if len(dtypes) > 1:
             raise TorchStep("parameters of several dtypes in one group")
         _table.check_apart(written, grads)
-        table = torch.tensor(rows, dtype=torch.int64)
-        neg_lr = torch.tensor(lrs, dtype=torch.float64)
+        table = torch.tensor(rows, dtype=torch.int64, device="cpu")
+        neg_lr = torch.tensor(lrs, dtype=torch.float64, device="cpu")
         dtype = _KERNEL_DTYPES[dtypes.pop()]
 
         def run(num_threads: int) -> None:

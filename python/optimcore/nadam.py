@@ -20,7 +20,7 @@ class NAdam(CoreOptimizer, torch.optim.NAdam):
     _tensor_hyperparameters_on_core = False
 
     def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(1.0, dtype=_get_scalar_dtype())  # mu_product
+        return torch.tensor(1.0, dtype=_get_scalar_dtype(), device=p.device)  # mu_product
 
     def _hyperparameters(self, group: dict) -> dict:
         return dict(

@@ -17,12 +17,12 @@ class Rprop(CoreOptimizer, torch.optim.Rprop):
     _rule = "rprop"
     _torch_steps_mixed_dtypes = True  # torch's in-place ops cast (e.g. after model.double())
 
-    def _fill_new_state(self, group: dict, key: str, p: torch.Tensor, out: torch.Tensor):
+    def _new_state(self, group: dict, key: str, p: torch.Tensor, dtype: torch.dtype):
         if key == "step_size":  # torch: full_like(grad, lr); complex(lr, lr) for complex p
             lr = float(group["lr"])
-            out.fill_(complex(lr, lr) if p.is_complex() else lr)
-        else:
-            super()._fill_new_state(group, key, p, out)
+            fill = complex(lr, lr) if p.is_complex() else lr
+            return torch.full_like(p, fill, dtype=dtype, memory_format=torch.preserve_format)
+        return super()._new_state(group, key, p, dtype)
 
     def _hyperparameters(self, group: dict) -> dict:
         etaminus, etaplus = group["etas"]

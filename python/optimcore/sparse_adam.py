@@ -97,7 +97,7 @@ class SparseAdam(CoreOptimizer, torch.optim.SparseAdam):
         if len(dtypes) > 1:
             raise TorchStep("parameters of several dtypes in one group")
         _table.check_apart(written, [t for pair in keep for t in pair])
-        table = torch.tensor(rows, dtype=torch.int64)
+        table = torch.tensor(rows, dtype=torch.int64, device="cpu")
         dtype_code = _KERNEL_DTYPES[dtypes.pop()]
 
         def run(num_threads: int) -> None:

@@ -86,7 +86,7 @@ class SWATS(CoreOptimizer):
         return self._SCALARS[key]
 
     def _new_scalar_state(self, group: dict, key: str, p: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(0.0, dtype=self._SCALARS[key])
+        return torch.tensor(0.0, dtype=self._SCALARS[key], device=p.device)
 
     def _hyperparameters(self, group: dict) -> dict:
         lr = hyperparameter(group, "lr")
