@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 import operator
 from array import array
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any, Callable
 
 import torch
@@ -578,8 +578,10 @@ class CoreOptimizer(Optimizer):
             table.new_state = []
             table.record_state(self.state)
         if missing:
-            active = [r for r, ptr in enumerate(grad_ptrs) if ptr != NO_GRAD]
-            written = [x for r in active for x, _ in table.written[r]]
+            stepped = [ptr != NO_GRAD for ptr in grad_ptrs]
+            active = list(compress(range(len(stepped)), stepped))
+            written = list(compress(table.written_all, map(stepped.__getitem__,
+                                                           table.written_rows)))
         else:
             active = range(len(grad_ptrs))
             written = table.written_all
