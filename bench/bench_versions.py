@@ -49,6 +49,7 @@ def main():
     parser.add_argument("--numel", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rules", nargs="+", default=list(RULES))
+    parser.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     baseline = import_baseline(args.baseline)
@@ -56,10 +57,11 @@ def main():
              "this": lambda rule, ps, kw: getattr(optimcore, rule)(ps, **kw),
              "torch fused": lambda rule, ps, kw: getattr(torch.optim, rule)(ps, **kw,
                                                                             fused=True)}
-    print(f"{args.tensors} float32 tensors of {args.numel} elements, {args.threads} thread(s); "
-          f"median of {args.reps} steps, ms\n")
-    print("| rule | baseline | this | this / baseline | torch fused |")
-    print("|---|---|---|---|---|")
+    lines = [f"{args.tensors} float32 tensors of {args.numel} elements, {args.threads} "
+             f"thread(s), torch {torch.__version__}; baseline {args.baseline}; median of "
+             f"{args.reps} interleaved steps, ms", "",
+             "| rule | baseline | this | this / baseline | torch fused |", "|---|---|---|---|---|"]
+    print("\n".join(lines))
     for rule in args.rules:
         g = torch.Generator().manual_seed(0)
         values = [torch.randn(args.numel, generator=g) for _ in range(args.tensors)]
@@ -71,8 +73,11 @@ def main():
                 p.grad = gr.clone()
             steps[name] = make(rule, params, dict(RULES[rule])).step
         t = time_interleaved(steps, args.reps)
-        print(f"| {rule} | {t['baseline'] * 1e3:.3f} | {t['this'] * 1e3:.3f} | "
-              f"{t['this'] / t['baseline']:.2f}x | {t['torch fused'] * 1e3:.3f} |")
+        lines.append(f"| {rule} | {t['baseline'] * 1e3:.3f} | {t['this'] * 1e3:.3f} | "
+                     f"{t['this'] / t['baseline']:.2f}x | {t['torch fused'] * 1e3:.3f} |")
+        print(lines[-1], flush=True)
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

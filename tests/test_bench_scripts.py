@@ -24,11 +24,16 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ["bench_references.py", "--threads", "1", "--reps", "1", "--layouts", "2000x256"],
         ["convergence.py", "--epochs", "2", "--seeds", "1", "--out", "{tmp}"],
         ["bench_cpp_consumer.py", "--small", "--runs", "1", "--reps", "2"],
+        ["bench_versions.py", "--baseline", "{optimcore}", "--tensors", "20", "--numel", "64",
+         "--reps", "3"],
     ],
     ids=lambda a: " ".join(a),
 )
 def test_bench_script_runs(args, tmp_path):
-    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    import optimcore
+
+    package = str(Path(optimcore.__file__).parent)  # bench_versions: this install against itself
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{optimcore}", package) for a in args]
     out = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr

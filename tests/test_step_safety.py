@@ -774,3 +774,55 @@ def test_one_state_tensor_under_two_keys_is_refused():
     with pytest.raises(RuntimeError, match="state 'exp_avg' and state 'exp_avg_sq' share memory"):
         opt.step()
     assert_unchanged(opt, before)
+
+
+def test_stochastic_rounding_step_under_another_default_device():
+    """The rounding seed comes from the CPU generator: under ``torch.device('meta')`` the step
+    is the same as without it (it raised from .item() after the float32 part was written)."""
+    runs = []
+    for device in ("cpu", "meta"):
+        torch.manual_seed(0)
+        w = torch.randn(4, requires_grad=True)
+        v = torch.randn(4).bfloat16().requires_grad_()
+        opt = optimcore.AdamW([w, v], lr=0.1, stochastic_rounding=True)
+        for _ in range(2):
+            w.grad, v.grad = torch.ones(4), torch.ones(4, dtype=torch.bfloat16)
+            with torch.device(device):
+                opt.step()
+        runs.append((w.detach().clone(), v.detach().clone()))
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if r.cls._rule in optimcore._C.rules],
+                         ids=lambda r: r.name)
+def test_master_weights_under_a_float64_default_dtype(rule):
+    """master_weights=True has no torch step to follow: the first step's per-tensor scalars
+    (NAdam's mu_product, ASGD's eta and mu) are made in the kernels' dtype rather than the
+    float64 torch would pick, so the step runs (it was refused)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        p = torch.randn(6).bfloat16().requires_grad_()
+        opt = rule.cls([p], **rule.kwargs, master_weights=True)
+        for _ in range(2):
+            p.grad = torch.randn(6).bfloat16()
+            opt.step()
+        assert opt.last_step_paths == ["core"]
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_checkpoint_load_checks_complete_state_under_another_default_device(tmp_path):
+    from optimcore.checkpoint import CheckpointError, load, save
+
+    p = torch.randn(3, requires_grad=True)
+    opt = optimcore.Adagrad([p])
+    p.grad = torch.randn(3)
+    opt.step()
+    sd = opt.state_dict()
+    del sd["state"][0]["sum"]
+    save(sd, tmp_path / "truncated.safetensors")
+    before = snapshot(opt)
+    with torch.device("meta"), pytest.raises(CheckpointError, match="sum"):
+        load(opt, tmp_path / "truncated.safetensors")
+    assert_unchanged(opt, before)

@@ -629,7 +629,7 @@ class CoreOptimizer(Optimizer):
         # The seed is drawn only here, and only where it is used: a step that raises, or a
         # group without bfloat16 parameters, leaves torch's generator where it was.
         sr = stochastic and table.dtype == torch.bfloat16
-        seed = int(torch.randint(0, 2**62, ()).item()) if sr else 0
+        seed = int(torch.randint(0, 2**62, (), device="cpu").item()) if sr else 0
         if count is None:
             count = table.table.shape[0]
         self._kernel(table.table.data_ptr() + first * table.width * 8,

@@ -142,6 +142,10 @@ def plan_state(opt, where: str, p: torch.Tensor, group: dict, state_keys: tuple,
         s = state.get(key)
         if s is None:
             state[key] = s = opt._new_scalar_state(group, key, p)
+            if group.get("master_weights") or group.get("stochastic_rounding"):
+                # Options only the kernels take: no torch step to follow (its float64 scalars
+                # under a float64 default dtype), so the kernels' dtype.
+                state[key] = s = s.to(opt._scalar_dtype(key))
             changed = True
         if not (isinstance(s, torch.Tensor) and s.numel() == 1 and s.device.type == "cpu"
                 and s.is_floating_point()):

@@ -202,10 +202,12 @@ def _expected_state(optimizer, group: dict):
     try:
         names = inspect.signature(cls).parameters
         kwargs = {k: v for k, v in group.items() if k in names and k != "params"}
-        p = torch.nn.Parameter(torch.zeros(1, dtype=group["params"][0].dtype))
-        probe = cls([p], **kwargs)
-        p.grad = torch.zeros_like(p)
-        probe.step()
+        with torch.device("cpu"):  # whatever the caller's default device (torch's constructors
+            # make some state on it)
+            p = torch.nn.Parameter(torch.zeros(1, dtype=group["params"][0].dtype))
+            probe = cls([p], **kwargs)
+            p.grad = torch.zeros_like(p)
+            probe.step()
         return set(probe.state[p])
     except Exception:  # noqa: BLE001 (a probe that cannot run checks nothing)
         return None
