@@ -49,6 +49,7 @@ def main():
     parser.add_argument("--numel", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rules", nargs="+", default=list(RULES))
+    parser.add_argument("--name", help="what the baseline is (e.g. its commit), for the table")
     parser.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -58,7 +59,7 @@ def main():
              "torch fused": lambda rule, ps, kw: getattr(torch.optim, rule)(ps, **kw,
                                                                             fused=True)}
     lines = [f"{args.tensors} float32 tensors of {args.numel} elements, {args.threads} "
-             f"thread(s), torch {torch.__version__}; baseline {args.baseline}; median of "
+             f"thread(s), torch {torch.__version__}; baseline {args.name or args.baseline}; median of "
              f"{args.reps} interleaved steps, ms", "",
              "| rule | baseline | this | this / baseline | torch fused |", "|---|---|---|---|---|"]
     print("\n".join(lines))
