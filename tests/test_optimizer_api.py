@@ -441,3 +441,23 @@ def test_constructor_signature_matches_torch(name):
     extras = ours[len(ref):]
     assert [p.name for p in extras] == ["master_weights", "stochastic_rounding"]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is False for p in extras)
+
+
+def test_a_mixin_constructor_is_kept():
+    """A subclass whose constructor comes from a mixin keeps it (it was replaced by the rule's
+    derived constructor); the mixin reaches the rule's constructor through super()."""
+
+    class Counting:
+        def __init__(self, *args, **kwargs):
+            self.made = True
+            super().__init__(*args, **kwargs)
+
+    class CountingAdam(Counting, optimcore.Adam):
+        pass
+
+    p = torch.randn(3, requires_grad=True)
+    opt = CountingAdam([p], lr=0.5, master_weights=False)
+    assert opt.made and opt.param_groups[0]["lr"] == 0.5
+    p.grad = torch.ones(3)
+    opt.step()
+    assert opt.last_step_paths == ["core"]

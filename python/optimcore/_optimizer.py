@@ -249,11 +249,22 @@ class CoreOptimizer(Optimizer):
                 raise TypeError(f"{cls.__name__}._optional_state names state the compiled rule "
                                 f"'{cls._rule}' does not have: {sorted(unknown)}")
         torch_cls = cls._torch_class()
-        if "__init__" not in cls.__dict__:
+        if "__init__" not in cls.__dict__ and not cls._mixin_init():
             if torch_cls is not None:
                 cls.__init__ = _derived_init(torch_cls.__init__)
             elif "_init" in cls.__dict__:  # a rule torch.optim does not have
                 cls.__init__ = _derived_init(cls.__dict__["_init"])
+
+    @classmethod
+    def _mixin_init(cls) -> bool:
+        """Whether the constructor this class inherits comes from a mixin (a class before any
+        optimcore or torch.optim class in the MRO): it stays, and reaches the rule's own
+        constructor through super()."""
+        for c in cls.__mro__[1:]:
+            if "__init__" in c.__dict__:
+                return not (issubclass(c, CoreOptimizer) or c is object
+                            or c.__module__.startswith("torch.optim"))
+        return False
 
     @classmethod
     def _torch_class(cls) -> type | None:
