@@ -157,8 +157,8 @@ class Table:
         # each one's row), the order every per-step pass over tensors takes: tensors of one kind
         # were mostly made one after another, so their metadata lies at a near-constant stride
         # that the CPU's prefetchers follow. In row order each cold version counter is a
-        # separate cache miss (bench/bench_versions.py: Adam, 2000 x 256, 1.14x -> 0.96x the
-        # time of the build without bumps).
+        # separate cache miss (bench/bench_versions.py, Adam, 2000 x 256: 1.13-1.23x the step
+        # time of the build before the bumps (574e5d6) in row order, 0.86-0.96x by kind).
         self.written_all: list[torch.Tensor] = []
         self.written_rows: list[int] = []
         # Written memory as sorted, merged byte ranges: a gradient inside it aliases the step.
